@@ -28,7 +28,7 @@ export interface Layout {
   own: Map<string, string>;
 }
 
-interface MountEntry {
+export interface MountEntry {
   id: number;
   parent: number;
   root: string;

@@ -1,0 +1,192 @@
+// The N-API face of the executor: a handful of synchronous calls plus an
+// asynchronous waitpid. All policy is in TypeScript (src/native.ts types it).
+#include <napi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "executor.h"
+
+namespace {
+
+Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+Napi::Object MsgToObject(Napi::Env env, const ChildMsg& m) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", m.kind);
+  o.Set("step", m.step);
+  o.Set("errno", m.err);
+  o.Set("arg", m.arg);
+  return o;
+}
+
+// spawn(plan: Buffer, consoleSocket: number) -> { pid, sync }
+Napi::Value Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  int console = info[1].As<Napi::Number>().Int32Value();
+  PreparedPlan plan;
+  char err[256];
+  if (plan_prepare(buf.Data(), buf.Length(), &plan, err, sizeof(err)) < 0) {
+    Napi::Error::New(env, std::string("invalid plan: ") + err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int sync = -1;
+  ChildMsg failure = {};
+  pid_t pid = plan_spawn(&plan, console, &sync, &failure);
+  plan_free(&plan);
+  if (pid == -EPROTO && failure.kind == MSG_ERROR) {
+    // An op of the intermediate failed: report it like any step failure.
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("failure", MsgToObject(env, failure));
+    return o;
+  }
+  if (pid < 0) {
+    ErrnoError(env, -pid, "clone").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", pid);
+  o.Set("sync", sync);
+  return o;
+}
+
+// next(sync, ack, timeoutMs) -> message | null (EOF); throws on timeout/errors
+Napi::Value Next(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bool ack = info[1].As<Napi::Boolean>().Value();
+  int timeout = info[2].As<Napi::Number>().Int32Value();
+  ChildMsg m;
+  int r = plan_next(fd, ack, timeout, &m);
+  if (r < 0) {
+    ErrnoError(env, -r, "waiting for container init").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (r == 0) return env.Null();
+  return MsgToObject(env, m);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value StatusToObject(Napi::Env env, int status) {
+  Napi::Object o = Napi::Object::New(env);
+  if (WIFEXITED(status)) {
+    o.Set("code", WEXITSTATUS(status));
+    o.Set("signal", env.Null());
+  } else {
+    o.Set("code", env.Null());
+    o.Set("signal", WTERMSIG(status));
+  }
+  return o;
+}
+
+class WaitWorker : public Napi::AsyncWorker {
+ public:
+  WaitWorker(Napi::Env env, pid_t pid) : Napi::AsyncWorker(env), pid_(pid), deferred_(env) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    int r;
+    do { r = waitpid(pid_, &status_, __WALL); } while (r < 0 && errno == EINTR);
+    if (r < 0) err_ = errno;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) deferred_.Reject(ErrnoError(env, err_, "waitpid").Value());
+    else deferred_.Resolve(StatusToObject(env, status_));
+  }
+
+ private:
+  pid_t pid_;
+  int status_ = 0;
+  int err_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+// waitPid(pid) -> Promise<{code, signal}>: waitpid on a libuv worker thread so
+// the main thread stays free to forward signals.
+Napi::Value WaitPid(const Napi::CallbackInfo& info) {
+  auto* w = new WaitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// tryWait(pid) -> {code, signal} | null while it runs
+Napi::Value TryWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int status;
+  pid_t r = waitpid(info[0].As<Napi::Number>().Int32Value(), &status, WNOHANG | __WALL);
+  if (r < 0) {
+    ErrnoError(env, errno, "waitpid").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (r == 0) return env.Null();
+  return StatusToObject(env, status);
+}
+
+// connectUnix(path) -> fd, for --console-socket (synchronous on purpose: it
+// is handed straight to the init).
+Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    ErrnoError(env, ENAMETOOLONG, "connect " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  memcpy(addr.sun_path, path.c_str(), path.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr*)&addr, sizeof(addr)) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    ErrnoError(env, e, "connect " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// mkfifo(path, mode): the exec fifo `start` opens to release the init.
+Napi::Value MkFifo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (mkfifo(path.c_str(), (mode_t)info[1].As<Napi::Number>().Uint32Value()) < 0)
+    ErrnoError(env, errno, "mkfifo " + path).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value StrError(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("spawn", Napi::Function::New(env, Spawn));
+  exports.Set("next", Napi::Function::New(env, Next));
+  exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("waitPid", Napi::Function::New(env, WaitPid));
+  exports.Set("tryWait", Napi::Function::New(env, TryWait));
+  exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
+  exports.Set("mkfifo", Napi::Function::New(env, MkFifo));
+  exports.Set("strerror", Napi::Function::New(env, StrError));
+  exports.Set("planVersion", Napi::Number::New(env, TSRUN_PLAN_VERSION));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tsrun, Init)

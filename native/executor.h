@@ -1,0 +1,44 @@
+// The executor runs a plan (plan.h). It knows nothing about N-API or V8 so
+// the same code can be linked into a standalone launcher.
+//
+// Two halves with different rules:
+//  - plan_prepare / plan_spawn run in the runtime process: they may allocate.
+//  - everything after clone runs in a copy of a multi-threaded process, so it
+//    only makes raw syscalls on memory prepared before the clone: no malloc,
+//    no stdio, no glibc set*id wrappers (those signal threads that do not
+//    exist in the child and would hang).
+#pragma once
+#include <sys/types.h>
+#include "plan.h"
+
+struct PreparedOp {
+  PlanOp op;
+  const char* s[4];
+  char* const* list[2];
+  gid_t* gids;   // OP_SETGROUPS
+  size_t ngids;
+};
+
+struct PreparedPlan {
+  PlanHeader header;
+  uint8_t* bytes;       // owned copy of the serialized plan
+  PreparedOp* ops;
+  char** list_storage;  // owned pointer arrays for lists
+  int slots[SLOT_COUNT];
+  char exec_path[4096]; // filled by OP_RESOLVE_EXEC in the child
+};
+
+// Parses and checks a serialized plan. Returns 0, or -1 with a message in err.
+int plan_prepare(const uint8_t* data, size_t len, PreparedPlan* out, char* err, size_t errlen);
+void plan_free(PreparedPlan* plan);
+
+// Clones the init (through an intermediate process when the plan asks for
+// one). The child runs the ops; the parent gets the init's pid and its end of
+// the sync socket. On failure returns -errno (or -EPROTO when an intermediate
+// op failed, with *failure describing it).
+pid_t plan_spawn(PreparedPlan* plan, int console_socket, int* sync_fd, ChildMsg* failure);
+
+// Parent side of the sync protocol: optionally acknowledge a MSG_SYNC, then
+// wait up to timeout_ms for the next message. Returns 1 with *msg filled,
+// 0 on EOF (the child exec'd or died), -ETIMEDOUT or -errno.
+int plan_next(int sync_fd, bool ack, int timeout_ms, ChildMsg* msg);

@@ -1,0 +1,57 @@
+/**
+ * The typed boundary to the C++ addon (native/addon.cc): the only file that
+ * loads it. Everything here is a thin syscall-level primitive; policy stays
+ * in TypeScript.
+ */
+import path from 'node:path';
+
+/** A message from the container's init on the sync socket (native/plan.h ChildMsg). */
+export interface ChildMsg {
+  kind: MsgKind;
+  /** index of the plan op that sent it */
+  step: number;
+  errno: number;
+  arg: number;
+}
+
+export const enum MsgKind {
+  Sync = 1,
+  Ready = 2,
+  Error = 3,
+  Pid = 4,
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: number | null;
+}
+
+export type SpawnResult = { pid: number; sync: number } | { failure: ChildMsg };
+
+export interface Addon {
+  /** Clones the init, which starts running the plan; a failure in an intermediate op comes back as `failure`. */
+  spawn(plan: Buffer, consoleSocket: number): SpawnResult;
+  /** Acks a Sync (when ack) and waits for the next message; null when the init exec'd or died. */
+  next(sync: number, ack: boolean, timeoutMs: number): ChildMsg | null;
+  close(fd: number): void;
+  waitPid(pid: number): Promise<ExitStatus>;
+  tryWait(pid: number): ExitStatus | null;
+  connectUnix(path: string): number;
+  mkfifo(path: string, mode: number): void;
+  strerror(errno: number): string;
+  planVersion: number;
+}
+
+let addon: Addon | undefined;
+
+/** Loads the addon on first use so commands that never spawn (state, list) skip the dlopen. */
+export function native(): Addon {
+  if (!addon) {
+    // Both the sources (src/) and the bundle (dist/) sit one level below the repo root.
+    const file = path.join(__dirname, '..', 'build', 'Release', 'tsrun.node');
+    const mod = { exports: {} as Addon };
+    process.dlopen(mod, file);
+    addon = mod.exports;
+  }
+  return addon;
+}

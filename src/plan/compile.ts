@@ -1,0 +1,173 @@
+/**
+ * config.json → plan. This file is the container init's whole path, in
+ * order, as one readable sequence (crun's style); the details of each kernel
+ * concern live beside it (namespaces.ts, mounts.ts, process.ts).
+ */
+import path from 'node:path';
+import type { Spec } from '../oci/types.js';
+import { MS, O, PR, SIGKILL } from './linux.js';
+import { devOps, hardeningOps, mountOps, type CgroupMountSource } from './mounts.js';
+import { namespaceSetup } from './namespaces.js';
+import { PIVOT_NO_PIVOT, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
+import { execOp, identityOps, resolveExecOp, rlimitOps } from './process.js';
+
+export interface CompileOptions {
+  bundle: string;
+  /** 'create' waits on the exec fifo in stateDir; 'run' waits for a SyncTag.START ack */
+  mode: 'create' | 'run';
+  stateDir?: string;
+  /** a --console-socket connection will be passed in Slot.CONSOLE_SOCKET */
+  consoleSocket: boolean;
+  noPivot: boolean;
+  preserveFds: number;
+  cgroups: CgroupMountSource;
+  capLastCap: number;
+  /** mount point (in the runtime's view) that contains the rootfs' parent */
+  rootfsParentMount: string;
+}
+
+export const EXEC_FIFO = 'exec.fifo';
+
+export interface Compiled {
+  plan: Plan;
+  warnings: string[];
+}
+
+const ROOT_PROPAGATION: Record<string, number> = {
+  shared: MS.SHARED,
+  rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE,
+  rslave: MS.SLAVE | MS.REC,
+  private: MS.PRIVATE,
+  rprivate: MS.PRIVATE | MS.REC,
+  unbindable: MS.UNBINDABLE,
+  runbindable: MS.UNBINDABLE | MS.REC,
+};
+
+export function compile(spec: Spec, opts: CompileOptions): Compiled {
+  const warnings: string[] = [];
+  const proc = spec.process!;
+  const rootfs = path.resolve(opts.bundle, spec.root!.path);
+  const ns = namespaceSetup(spec);
+  const ops: PlanOp[] = [];
+  const add = (...o: PlanOp[]) => ops.push(...o);
+
+  // 1. Join existing namespaces (in an intermediate process when any are given).
+  add(...ns.joinOps);
+  const intermediateOps = ops.length;
+
+  // 2. Protect the init while it still runs runtime code: not dumpable (no
+  //    /proc/<pid>/exe or ptrace from the container), dies with its runtime,
+  //    and holds no descriptor but stdio, --preserve-fds and its own.
+  add({ code: Op.PRCTL, a: PR.SET_DUMPABLE, b: 0, what: 'make init non-dumpable' });
+  add({ code: Op.PRCTL, a: PR.SET_PDEATHSIG, b: SIGKILL, what: 'set parent death signal' });
+  add({ code: Op.CLOSE_FDS, a: 3 + opts.preserveFds, what: 'close inherited descriptors' });
+
+  // 3. The runtime places us in our cgroups and writes our id maps.
+  add({ code: Op.SYNC, a: SyncTag.CLONED, what: 'wait for cgroup placement and id maps' });
+  add(...ns.afterMapOps);
+
+  // 4. The root filesystem, still seen from the runtime's mount tree.
+  const propagation = spec.linux?.rootfsPropagation ? ROOT_PROPAGATION[spec.linux.rootfsPropagation] : 0;
+  add({
+    code: Op.MOUNT,
+    a: propagation || MS.SLAVE | MS.REC,
+    s: [undefined, '/', undefined, undefined],
+    what: 'set propagation of /',
+  });
+  // pivot_root refuses a new root whose parent mount is shared.
+  add({
+    code: Op.MOUNT,
+    a: MS.PRIVATE,
+    s: [undefined, opts.rootfsParentMount, undefined, undefined],
+    what: `make ${opts.rootfsParentMount} private`,
+  });
+  add({
+    code: Op.MOUNT,
+    a: MS.BIND | MS.REC,
+    s: [rootfs, rootfs, 'bind', undefined],
+    what: `bind rootfs ${rootfs}`,
+  });
+  add({ code: Op.OPEN_SLOT, a: Slot.ROOT, b: O.PATH | O.DIRECTORY, s: [rootfs], what: `open rootfs ${rootfs}` });
+  if (opts.mode === 'create') {
+    add({
+      code: Op.OPEN_SLOT,
+      a: Slot.STATE_DIR,
+      b: O.PATH | O.DIRECTORY,
+      s: [opts.stateDir!],
+      what: `open state directory ${opts.stateDir}`,
+    });
+  }
+  const mountCtx = {
+    bundle: opts.bundle,
+    userns: ns.newUserns || ns.joinsUserns,
+    cgroupns: ns.cgroupns,
+    cgroups: opts.cgroups,
+    warn: (m: string) => warnings.push(m),
+  };
+  add(...mountOps(spec, mountCtx));
+  add(...devOps(spec, mountCtx));
+  if (proc.terminal) {
+    add({
+      code: Op.CONSOLE,
+      a: Slot.CONSOLE_SOCKET,
+      b: proc.consoleSize?.height ?? 0,
+      c: proc.consoleSize?.width ?? 0,
+      what: 'set up the console',
+    });
+  }
+
+  // 5. Kernel parameters in the container's namespaces.
+  if (spec.hostname) add({ code: Op.SETHOSTNAME, s: [spec.hostname], what: `set hostname ${spec.hostname}` });
+  if (spec.domainname) {
+    add({ code: Op.SETDOMAINNAME, s: [spec.domainname], what: `set domainname ${spec.domainname}` });
+  }
+  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
+    add({
+      code: Op.WRITE_FILE,
+      s: [`/proc/sys/${key.replace(/\./g, '/')}`, value],
+      what: `set sysctl ${key}=${value}`,
+    });
+  }
+  if (proc.oomScoreAdj !== undefined) {
+    add({
+      code: Op.WRITE_FILE,
+      s: ['/proc/self/oom_score_adj', String(proc.oomScoreAdj)],
+      what: `set oom_score_adj ${proc.oomScoreAdj}`,
+    });
+  }
+  add(...hardeningOps(spec));
+
+  // 6. Hooks that must see the container's namespaces before pivot_root.
+  if (spec.hooks?.createRuntime?.length || spec.hooks?.createContainer?.length || spec.hooks?.prestart?.length) {
+    add({ code: Op.SYNC, a: SyncTag.PRE_PIVOT, what: 'run createRuntime/createContainer hooks' });
+  }
+
+  // 7. Switch root.
+  add({ code: Op.PIVOT_ROOT, flags: opts.noPivot ? PIVOT_NO_PIVOT : 0, what: `pivot_root to ${rootfs}` });
+  if (spec.root?.readonly) {
+    add({
+      code: Op.MOUNT,
+      a: MS.REMOUNT | MS.BIND | MS.RDONLY,
+      s: [undefined, '/', undefined, undefined],
+      what: 'remount / read-only',
+    });
+  }
+  if (propagation) {
+    add({ code: Op.MOUNT, a: propagation, s: [undefined, '/', undefined, undefined], what: 'set rootfs propagation' });
+  }
+
+  // 8. The process: session, limits, identity, then wait for start and exec.
+  add({ code: Op.SETSID, what: proc.terminal ? 'make the console the controlling terminal' : 'create a session' });
+  add(...rlimitOps(proc));
+  add(...identityOps(proc, { capLastCap: opts.capLastCap }));
+  add(resolveExecOp(proc));
+  if (opts.mode === 'create') {
+    add({ code: Op.WAIT_START, s: [EXEC_FIFO], what: 'wait for start on the exec fifo' });
+  } else {
+    add({ code: Op.SYNC, a: SyncTag.START, what: 'wait for start' });
+  }
+  add(execOp(proc));
+
+  return { plan: { cloneFlags: ns.cloneFlags, intermediateOps, ops }, warnings };
+}
