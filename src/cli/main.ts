@@ -1,0 +1,85 @@
+/**
+ * tsrun's command line: runc's commands, flags and exit codes. Global flags
+ * come before the command (`tsrun --root R --log L --log-format json create
+ * --bundle B ID`), exactly where engines put them.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { UserError } from '../errors.js';
+import { configureLog, log } from '../log.js';
+import { OCI_VERSION } from '../oci/types.js';
+import { DEFAULT_ROOT, Store } from '../lifecycle/store.js';
+import { type Context, ExitRequest, type GlobalOptions } from './context.js';
+import * as createCmd from './create.js';
+import * as deleteCmd from './delete.js';
+import * as featuresCmd from './features.js';
+import * as killCmd from './kill.js';
+import * as listCmd from './list.js';
+import * as runCmd from './run.js';
+import * as specCmd from './spec.js';
+import * as startCmd from './start.js';
+import * as stateCmd from './state.js';
+
+declare const TSRUN_VERSION: string | undefined;
+const VERSION = typeof TSRUN_VERSION === 'string' ? TSRUN_VERSION : '0.0.0-dev';
+
+function buildProgram(): Command {
+  const program = new Command('tsrun')
+    .description('an OCI container runtime, runc-compatible, written in TypeScript')
+    .version(`tsrun version ${VERSION}\nspec: ${OCI_VERSION}\nnode: ${process.version}`, '-v, --version')
+    .option('--root <dir>', 'root directory for container state', DEFAULT_ROOT)
+    .option('--log <file>', 'log file (default: stderr)')
+    .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
+    .option('--debug', 'enable debug logging')
+    .option('--systemd-cgroup', 'use the systemd cgroup driver')
+    .addOption(new Option('--rootless <value>', 'ignored: tsrun detects rootless mode').hideHelp())
+    .addOption(new Option('--criu <path>', 'ignored: checkpoint/restore is not supported').hideHelp())
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined })
+    .showSuggestionAfterError(false);
+  let context: Context | undefined;
+  const ctx = (): Context => {
+    if (!context) {
+      const global = program.opts() as GlobalOptions;
+      context = { global, store: new Store(global.root) };
+    }
+    return context;
+  };
+  program.hook('preAction', () => {
+    const g = program.opts() as GlobalOptions;
+    configureLog({ file: g.log, format: g.logFormat, debug: !!g.debug });
+  });
+  for (const cmd of [createCmd, startCmd, runCmd, stateCmd, killCmd, deleteCmd, listCmd]) cmd.register(program, ctx);
+  specCmd.register(program);
+  featuresCmd.register(program);
+  for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => undefined });
+  return program;
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) return e.message.replace(/^error: /, '');
+  return String(e);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof ExitRequest) return e.code;
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0; // --help, --version
+      log.fatal(describe(e));
+      return 1;
+    }
+    if (e instanceof UserError) {
+      log.fatal(describe(e));
+      return e.exitCode;
+    }
+    const cmd = program.args[0];
+    // Not a user error: a bug. Keep the stack where --debug can show it.
+    log.fatal(`internal error${cmd ? ` in ${cmd}` : ''}: ${describe(e)}`);
+    log.debug((e as Error)?.stack ?? '');
+    return 1;
+  }
+}

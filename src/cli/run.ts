@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { destroy } from '../lifecycle/container.js';
+import { create, startRun } from '../lifecycle/create.js';
+import { native } from '../native.js';
+import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
+
+// Signals `run` forwards to the container instead of dying of them.
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'];
+
+export function register(program: Command, ctx: () => Context): void {
+  program
+    .command('run')
+    .description('create and start a container; without -d, wait for it and exit with its status')
+    .argument('<container-id>')
+    .option('-b, --bundle <path>', 'path to the root of the bundle directory', '.')
+    .option('-d, --detach', 'detach from the container process')
+    .option('--keep', 'do not delete the container after it exits')
+    .option('--console-socket <path>', 'unix socket that receives the pty master (terminal: true)')
+    .option('--pid-file <path>', 'write the init process id to this file')
+    .option('--no-pivot', 'do not use pivot_root to jail the process (MS_MOVE + chroot)')
+    .option('--no-new-keyring', 'accepted for runc compatibility: tsrun never creates a session keyring')
+    .option('--preserve-fds <n>', 'pass N additional file descriptors (from 3) to the container', parseNonNegativeInt('--preserve-fds'), 0)
+    .action((id: string, o) => naming('run', id, () => run(ctx(), id, o)));
+}
+
+interface RunFlags {
+  bundle: string;
+  detach?: boolean;
+  keep?: boolean;
+  consoleSocket?: string;
+  pidFile?: string;
+  pivot: boolean;
+  preserveFds: number;
+}
+
+async function run(c: Context, id: string, o: RunFlags): Promise<void> {
+      const created = create(c.store, {
+        id,
+        bundle: o.bundle,
+        pidFile: o.pidFile,
+        consoleSocket: o.consoleSocket,
+        noPivot: o.pivot === false,
+        preserveFds: o.preserveFds,
+        systemdCgroup: c.global.systemdCgroup,
+        mode: 'run',
+      });
+      try {
+        startRun(c.store, created);
+      } catch (e) {
+        destroy(c.store, created.rec);
+        throw e;
+      }
+      if (o.detach) return;
+      const pid = created.rec.pid;
+      const forward = (sig: NodeJS.Signals) => {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          /* already exited */
+        }
+      };
+      for (const s of FORWARDED) process.on(s, forward);
+      const status = await native().waitPid(pid);
+      for (const s of FORWARDED) process.off(s, forward);
+      if (!o.keep) destroy(c.store, c.store.load(id));
+      throw new ExitRequest(status.code ?? 128 + (status.signal ?? 0));
+}
+

@@ -1,0 +1,186 @@
+/**
+ * The container lifecycle as a state machine over the on-disk record:
+ *
+ *   (none) --create--> creating --init ready--> created --start--> running
+ *   running/created --init exits--> stopped --delete--> (none)
+ *
+ * Status is derived, never trusted from disk: a record says what the last
+ * command completed, /proc says whether the init still lives (with its start
+ * time, so PID reuse is not mistaken for the container), and the exec fifo
+ * says whether it still waits for `start`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { State } from '../oci/types.js';
+import { cgroupsFromPaths } from '../cgroups/manager.js';
+import { UserError } from '../errors.js';
+import { log } from '../log.js';
+import { EXEC_FIFO } from '../plan/compile.js';
+import { isAlive, procStat, sleepMs, waitGone } from './proc.js';
+import { type ContainerRecord, Store } from './store.js';
+
+export type Status = State['status'];
+
+export const OCI_STATE_VERSION = '1.2.0';
+
+export function statusOf(store: Store, rec: ContainerRecord): Status {
+  if (rec.phase === 'creating') {
+    // A create still in progress is "creating"; one whose creator died is
+    // a leftover for `delete --force`, never a healthy container.
+    if (isAlive(rec.creatorPid, rec.creatorStartTime)) return 'creating';
+    return 'stopped';
+  }
+  if (!isAlive(rec.pid, rec.pidStartTime)) return 'stopped';
+  if (rec.phase === 'created' && fs.existsSync(path.join(store.dir(rec.id), EXEC_FIFO))) return 'created';
+  return 'running';
+}
+
+export function ociState(store: Store, rec: ContainerRecord): State {
+  const status = statusOf(store, rec);
+  const state: State = {
+    ociVersion: OCI_STATE_VERSION,
+    id: rec.id,
+    pid: status === 'stopped' ? 0 : rec.pid,
+    status,
+    bundle: rec.bundle,
+    rootfs: rec.rootfs,
+    created: rec.created,
+    owner: '',
+  };
+  if (rec.annotations && Object.keys(rec.annotations).length) state.annotations = rec.annotations;
+  return state;
+}
+
+/** The username owning the state dir, as runc's `list` shows it. */
+export function ownerName(store: Store, id: string): string {
+  try {
+    const uid = fs.statSync(store.dir(id)).uid;
+    const line = fs
+      .readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[2] === String(uid));
+    return line ? line.split(':')[0] : `#${uid}`;
+  } catch {
+    return os.userInfo().username;
+  }
+}
+
+/** `start`: release an init waiting on its exec fifo. */
+export function start(store: Store, id: string): void {
+  const rec = store.load(id);
+  const status = statusOf(store, rec);
+  if (status === 'stopped') throw new UserError('cannot start a container that has stopped');
+  if (status === 'running') throw new UserError('cannot start an already running container');
+  if (status !== 'created') throw new UserError(`cannot start a container in the ${status} state`);
+  const fifo = path.join(store.dir(id), EXEC_FIFO);
+  // Non-blocking: a blocking open would hang forever if the init died.
+  const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const buf = Buffer.alloc(1);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      let n = 0;
+      try {
+        n = fs.readSync(fd, buf, 0, 1, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      }
+      if (n === 1) break;
+      if (!isAlive(rec.pid, rec.pidStartTime)) throw new UserError('cannot start a container that has stopped');
+      if (Date.now() > deadline) throw new UserError('timed out waiting for the container init to start');
+      sleepMs(1);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.rmSync(fifo, { force: true });
+  rec.phase = 'running';
+  store.save(rec);
+}
+
+const SIGNALS = os.constants.signals as Record<string, number>;
+
+export function parseSignal(sig: string): number {
+  const s = sig.trim().toUpperCase();
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = s.startsWith('SIG') ? s : `SIG${s}`;
+    if (name in SIGNALS) return SIGNALS[name];
+  }
+  throw new UserError(`invalid signal: ${JSON.stringify(sig)}`);
+}
+
+function signalProcess(pid: number, signal: number): void {
+  try {
+    process.kill(pid, signal);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+}
+
+/** `kill`: signal the init, or with --all every process in the container's cgroup. */
+export function kill(store: Store, id: string, signal: number, all: boolean): void {
+  const rec = store.load(id);
+  const status = statusOf(store, rec);
+  if (status === 'stopped' || status === 'creating') throw new UserError('container not running');
+  if (all && rec.cgroups) {
+    for (const pid of cgroupsFromPaths(rec.cgroups.paths, rec.cgroups.created).pids()) signalProcess(pid, signal);
+    return;
+  }
+  signalProcess(rec.pid, signal);
+}
+
+/**
+ * Removes everything a container owns: its processes (when forced or
+ * already stopped), its cgroups and its state directory. Mounts live only in
+ * the container's mount namespace and vanish with its last process.
+ */
+export function destroy(store: Store, rec: ContainerRecord): void {
+  const cg = rec.cgroups ? cgroupsFromPaths(rec.cgroups.paths, rec.cgroups.created) : undefined;
+  if (rec.pid && isAlive(rec.pid, rec.pidStartTime)) signalProcess(rec.pid, 9);
+  if (rec.phase === 'creating' && isAlive(rec.creatorPid, rec.creatorStartTime)) {
+    // A create still running would recreate what we remove.
+    signalProcess(rec.creatorPid, 9);
+    waitGone(rec.creatorPid, rec.creatorStartTime, 5000);
+  }
+  if (cg) {
+    // Without a pid namespace the init's death does not take its children along.
+    for (let round = 0; round < 50; round++) {
+      const pids = cg.pids();
+      if (!pids.length) break;
+      for (const pid of pids) signalProcess(pid, 9);
+      sleepMs(2);
+    }
+  }
+  if (rec.pid) waitGone(rec.pid, rec.pidStartTime, 5000);
+  if (cg) cg.destroy();
+  store.remove(rec.id);
+}
+
+/** `delete`: refuses a running container unless forced, as runc does. */
+export function remove(store: Store, id: string, force: boolean): void {
+  const rec = store.tryLoad(id);
+  if (!rec) {
+    // Claimed by a create that died before writing its record.
+    if (store.exists(id) && force) {
+      store.remove(id);
+      return;
+    }
+    store.load(id); // throws "does not exist"
+    return;
+  }
+  const status = statusOf(store, rec);
+  if ((status === 'running' || status === 'creating') && !force) {
+    throw new UserError(`cannot delete container ${id} that is not stopped: ${status}`);
+  }
+  destroy(store, rec);
+  log.debug(`deleted container ${id}`);
+}
+
+/** The record's init start time, for liveness checks that survive PID reuse. */
+export function startTimeOf(pid: number): string | undefined {
+  return procStat(pid)?.startTime;
+}

@@ -1,0 +1,260 @@
+/**
+ * create (and the first half of run): read the bundle, claim the id, make
+ * the cgroups, compile the plan, clone the init and walk it through the sync
+ * points until it waits for start. Any failure undoes all of it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { IDMapping, Spec } from '../oci/types.js';
+import { parseConfig } from '../oci/validate.js';
+import { detectLayout, parseMountinfo } from '../cgroups/detect.js';
+import { openCgroups, type Cgroups } from '../cgroups/manager.js';
+import { ConfigError, UserError } from '../errors.js';
+import { log } from '../log.js';
+import { MsgKind, native, type ChildMsg } from '../native.js';
+import { compile, EXEC_FIFO } from '../plan/compile.js';
+import type { CgroupMountSource } from '../plan/mounts.js';
+import { encodePlan, SyncTag, type Plan } from '../plan/plan.js';
+import { destroy, startTimeOf } from './container.js';
+import { procStat, sleepMs } from './proc.js';
+import { type ContainerRecord, Store, writePidFile } from './store.js';
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  preserveFds?: number;
+  systemdCgroup?: boolean;
+  /** 'run' skips the exec fifo: the caller starts the init with startRun() */
+  mode: 'create' | 'run';
+}
+
+export interface Created {
+  rec: ContainerRecord;
+  /** sync socket, still open in 'run' mode (the init waits on it for start) */
+  sync: number;
+  plan: Plan;
+}
+
+/** How long the init may take between two sync points before we give up on it. */
+const STEP_TIMEOUT_MS = 60_000;
+
+export function loadBundle(bundle: string): { spec: Spec; rootfs: string } {
+  const file = path.join(bundle, 'config.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`bundle ${bundle}: config.json does not exist`);
+    throw new UserError(`bundle ${bundle}: cannot read config.json: ${code}`);
+  }
+  const spec = parseConfig(text);
+  const rootfs = path.resolve(bundle, spec.root!.path);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(rootfs);
+  } catch {
+    throw new ConfigError('config.json', 'root.path', `rootfs ${rootfs} does not exist`);
+  }
+  if (!st.isDirectory()) throw new ConfigError('config.json', 'root.path', `rootfs ${rootfs} is not a directory`);
+  return { spec, rootfs };
+}
+
+/** Features later issues implement: until then a config that uses them gets a warning, never silence. */
+function warnUnapplied(spec: Spec): string[] {
+  const w: string[] = [];
+  const r = spec.linux?.resources;
+  if (r && Object.keys(r).some((k) => k !== 'devices' || (r.devices ?? []).length > 0)) {
+    w.push('linux.resources are not applied yet (cgroup limits are not implemented)');
+  }
+  if (spec.linux?.seccomp) w.push('linux.seccomp is not applied yet (no seccomp filter was loaded)');
+  const hooks = spec.hooks ?? {};
+  for (const [k, v] of Object.entries(hooks)) {
+    if (Array.isArray(v) && v.length) w.push(`hooks.${k} are not run yet (hooks are not implemented)`);
+  }
+  if (spec.process?.apparmorProfile) w.push('process.apparmorProfile is not applied (AppArmor is not implemented)');
+  if (spec.process?.selinuxLabel) w.push('process.selinuxLabel is not applied (SELinux is not implemented)');
+  if (spec.linux?.mountLabel) w.push('linux.mountLabel is not applied (SELinux is not implemented)');
+  if (spec.linux?.intelRdt) w.push('linux.intelRdt is not applied');
+  if (spec.linux?.personality) w.push('linux.personality is not applied');
+  if (spec.process?.ioPriority) w.push('process.ioPriority is not applied');
+  if (spec.process?.scheduler) w.push('process.scheduler is not applied');
+  return w;
+}
+
+/** The mount containing `dir`, in the runtime's mount namespace. */
+function mountPointOf(dir: string): string {
+  const mounts = parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  let best = '/';
+  for (const m of mounts) {
+    const mp = m.mountpoint;
+    if ((dir === mp || dir.startsWith(mp.endsWith('/') ? mp : mp + '/')) && mp.length > best.length) best = mp;
+  }
+  return best;
+}
+
+function cgroupMountSource(cg: Cgroups): CgroupMountSource {
+  const layout = detectLayout();
+  const hierarchies: CgroupMountSource['hierarchies'] = [];
+  for (const [key, hostPath] of Object.entries(cg.paths)) {
+    // Name the directory like the host's mountpoint (cpu,cpuacct stays one dir).
+    const mount = key === 'unified' ? layout.unified : layout.v1.get(key);
+    const name = mount ? path.basename(mount) : key.replace(/^name=/, '');
+    if (!hierarchies.some((h) => h.name === name)) hierarchies.push({ name, hostPath });
+  }
+  return { mode: layout.mode, hierarchies };
+}
+
+function writeIdMaps(pid: number, spec: Spec): void {
+  const fmt = (maps: IDMapping[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+  const uid = spec.linux?.uidMappings ?? [];
+  const gid = spec.linux?.gidMappings ?? [];
+  if (uid.length) fs.writeFileSync(`/proc/${pid}/uid_map`, fmt(uid));
+  if (gid.length) fs.writeFileSync(`/proc/${pid}/gid_map`, fmt(gid));
+}
+
+function capLastCap(): number {
+  try {
+    return Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+  } catch {
+    return 40;
+  }
+}
+
+/** Turns a child's (step, errno) report into one line: "mount proc on /proc: Operation not permitted". */
+export function stepError(plan: Plan, msg: ChildMsg): UserError {
+  const op = plan.ops[msg.step];
+  if (op?.enoent && msg.errno === 2) return new UserError(op.enoent);
+  const what = op ? op.what : `step ${msg.step}`;
+  return new UserError(`${what}: ${native().strerror(msg.errno)}`);
+}
+
+export function create(store: Store, opts: CreateOptions): Created {
+  const bundle = path.resolve(opts.bundle);
+  const { spec, rootfs } = loadBundle(bundle);
+  const dir = store.claim(opts.id);
+  const rec: ContainerRecord = {
+    id: opts.id,
+    bundle,
+    rootfs,
+    created: new Date().toISOString(),
+    pid: 0,
+    phase: 'creating',
+    creatorPid: process.pid,
+    creatorStartTime: procStat(process.pid)?.startTime,
+    annotations: spec.annotations,
+    config: spec,
+  };
+  let sync = -1;
+  let consoleFd = -1;
+  try {
+    store.save(rec);
+    const cgroups = openCgroups({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: opts.systemdCgroup });
+    // Record before creating, so a crash mid-way still lets delete find them.
+    rec.cgroups = cgroups.toJSON();
+    cgroups.create();
+    rec.cgroups = cgroups.toJSON();
+    store.save(rec);
+
+    if (opts.mode === 'create') native().mkfifo(path.join(dir, EXEC_FIFO), 0o622);
+    const { plan, warnings } = compile(spec, {
+      bundle,
+      mode: opts.mode,
+      stateDir: dir,
+      consoleSocket: !!opts.consoleSocket,
+      noPivot: !!opts.noPivot,
+      preserveFds: opts.preserveFds ?? 0,
+      cgroups: cgroupMountSource(cgroups),
+      capLastCap: capLastCap(),
+      rootfsParentMount: mountPointOf(path.dirname(rootfs)),
+    });
+    for (const w of [...warnUnapplied(spec), ...warnings]) log.warn(w);
+    if (spec.process?.terminal && !opts.consoleSocket) {
+      throw new UserError('cannot allocate tty if runc will detach without setting console socket');
+    }
+    if (!spec.process?.terminal && opts.consoleSocket) {
+      throw new UserError('cannot use console socket if runc will not detach or allocate tty');
+    }
+    if (opts.consoleSocket) {
+      try {
+        consoleFd = native().connectUnix(opts.consoleSocket);
+      } catch (e) {
+        throw new UserError(`console socket ${opts.consoleSocket}: ${(e as Error).message.replace(/^connect [^:]*: /, '')}`);
+      }
+    }
+
+    const spawned = native().spawn(encodePlan(plan), consoleFd);
+    if ('failure' in spawned) throw stepError(plan, spawned.failure);
+    sync = spawned.sync;
+    rec.pid = spawned.pid;
+    rec.pidStartTime = startTimeOf(spawned.pid);
+    store.save(rec);
+
+    let ack = false;
+    for (;;) {
+      const msg = native().next(sync, ack, STEP_TIMEOUT_MS);
+      ack = false;
+      if (msg === null) throw new UserError('container init exited during setup');
+      if (msg.kind === MsgKind.Error) throw stepError(plan, msg);
+      if (msg.kind === MsgKind.Ready) break;
+      if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.CLONED) {
+        cgroups.addProcess(rec.pid);
+        writeIdMaps(rec.pid, spec);
+        ack = true;
+      } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.PRE_PIVOT) {
+        ack = true;
+      } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.START) {
+        break; // 'run': the caller starts it
+      } else {
+        throw new UserError(`container init sent an unexpected message (kind ${msg.kind})`);
+      }
+    }
+    if (consoleFd >= 0) native().close(consoleFd);
+    consoleFd = -1;
+    rec.phase = 'created';
+    store.save(rec);
+    if (opts.pidFile) writePidFile(opts.pidFile, rec.pid);
+    if (opts.mode === 'create') {
+      native().close(sync);
+      sync = -1;
+    }
+    return { rec, sync, plan };
+  } catch (e) {
+    if (consoleFd >= 0) native().close(consoleFd);
+    if (sync >= 0) native().close(sync);
+    abortCreate(store, rec);
+    throw e;
+  }
+}
+
+/** Undo a failed create: kill and reap the init, remove cgroups and state. */
+function abortCreate(store: Store, rec: ContainerRecord): void {
+  try {
+    if (rec.pid > 0) {
+      try {
+        process.kill(rec.pid, 9);
+      } catch {
+        /* already gone */
+      }
+      // We are its parent: reap it so no zombie outlives us.
+      for (let i = 0; i < 2500 && native().tryWait(rec.pid) === null; i++) sleepMs(2);
+    }
+    rec.pid = 0;
+    rec.phase = 'created'; // not 'creating': the creator is us, and we are done with it
+    destroy(store, rec);
+  } catch (e) {
+    log.warn(`cleanup after failed create: ${(e as Error).message}`);
+  }
+}
+
+/** `run`: let the init exec (ack its START sync) and report whether exec worked. */
+export function startRun(store: Store, created: Created): void {
+  const msg = native().next(created.sync, true, STEP_TIMEOUT_MS);
+  native().close(created.sync);
+  if (msg && msg.kind === MsgKind.Error) throw stepError(created.plan, msg);
+  created.rec.phase = 'running';
+  store.save(created.rec);
+}

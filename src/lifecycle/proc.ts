@@ -1,0 +1,42 @@
+/** What /proc says about a process: liveness that survives PID reuse. */
+import fs from 'node:fs';
+
+export interface ProcStat {
+  state: string;
+  startTime: string;
+}
+
+export function procStat(pid: number): ProcStat | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  // comm may contain spaces and parentheses: fields start after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0], startTime: fields[19] };
+}
+
+/** True when `pid` is the same live (non-zombie) process that started at `startTime`. */
+export function isAlive(pid: number, startTime?: string): boolean {
+  const st = procStat(pid);
+  if (!st || st.state === 'Z' || st.state === 'X') return false;
+  return startTime === undefined || st.startTime === startTime;
+}
+
+/** Sleeps synchronously; the CLI commands are sequential by nature. */
+export function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Waits (bounded) for a process we may not be the parent of to die. */
+export function waitGone(pid: number, startTime: string | undefined, timeoutMs: number): boolean {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid, startTime)) {
+    if (Date.now() > deadline) return false;
+    sleepMs(2);
+  }
+  return true;
+}
