@@ -173,10 +173,10 @@ export function create(store: Store, opts: CreateOptions): Created {
     });
     for (const w of [...warnUnapplied(spec), ...warnings]) log.warn(w);
     if (spec.process?.terminal && !opts.consoleSocket) {
-      throw new UserError('cannot allocate tty if runc will detach without setting console socket');
+      throw new UserError('process.terminal is true but no --console-socket was given');
     }
     if (!spec.process?.terminal && opts.consoleSocket) {
-      throw new UserError('cannot use console socket if runc will not detach or allocate tty');
+      throw new UserError('--console-socket was given but process.terminal is false');
     }
     if (opts.consoleSocket) {
       try {
