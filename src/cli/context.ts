@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from 'commander';
 /** What every command gets from the global flags. */
 import { UserError } from '../errors.js';
 import { Store } from '../lifecycle/store.js';
@@ -22,7 +23,7 @@ export class ExitRequest {
 
 export function parseNonNegativeInt(flag: string) {
   return (v: string): number => {
-    if (!/^\d+$/.test(v)) throw new Error(`${flag}: invalid value ${JSON.stringify(v)}: must be a non-negative integer`);
+    if (!/^\d+$/.test(v)) throw new InvalidArgumentError("must be a non-negative integer");
     return Number(v);
   };
 }

@@ -33,6 +33,9 @@ function buildProgram(): Command {
     .option('--systemd-cgroup', 'use the systemd cgroup driver')
     .addOption(new Option('--rootless <value>', 'ignored: tsrun detects rootless mode').hideHelp())
     .addOption(new Option('--criu <path>', 'ignored: checkpoint/restore is not supported').hideHelp())
+    // Global flags only before the command, as runc parses them; this also
+    // keeps `spec --rootless` from being read as the global --rootless.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: () => undefined })
     .showSuggestionAfterError(false);

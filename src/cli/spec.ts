@@ -13,6 +13,10 @@ export function register(program: Command): void {
     .action((o) => {
       const file = path.join(o.bundle, 'config.json');
       if (fs.existsSync(file)) throw new UserError(`File ${file} exists. Remove it first`);
-      fs.writeFileSync(file, JSON.stringify(defaultSpec({ rootless: !!o.rootless }), null, '\t'));
+      try {
+        fs.writeFileSync(file, JSON.stringify(defaultSpec({ rootless: !!o.rootless }), null, '\t'));
+      } catch (e) {
+        throw new UserError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
     });
 }

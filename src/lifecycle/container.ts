@@ -18,7 +18,7 @@ import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { EXEC_FIFO } from '../plan/compile.js';
 import { isAlive, procStat, sleepMs, waitGone } from './proc.js';
-import { type ContainerRecord, Store } from './store.js';
+import { checkId, type ContainerRecord, Store } from './store.js';
 
 export type Status = State['status'];
 
@@ -162,6 +162,7 @@ export function destroy(store: Store, rec: ContainerRecord): void {
 
 /** `delete`: refuses a running container unless forced, as runc does. */
 export function remove(store: Store, id: string, force: boolean): void {
+  checkId(id); // before any path is built from it: "delete -f .." must not touch --root's parent
   const rec = store.tryLoad(id);
   if (!rec) {
     // Claimed by a create that died before writing its record.

@@ -134,7 +134,11 @@ export function mountOps(spec: Spec, ctx: MountContext): PlanOp[] {
       return;
     }
     const what = `mount ${m.source ?? m.type ?? 'none'} on ${dest}`;
-    const propagation = o.propagation.reduce((a, b) => a | b, 0);
+    // The kernel takes one propagation type per mount(2) call (runc makes one
+    // call each); the first rides on the mount op, the rest follow it.
+    const [propagation = 0, ...moreProps] = o.propagation;
+    const propagationOps = (): PlanOp[] =>
+      moreProps.map((p) => ({ code: Op.MOUNT_IN_ROOT, a: p, s: [undefined, dest], what: `set propagation of ${dest}` }));
     if (isBind(m, o)) {
       const { source, isFile } = bindSource(m, i, ctx);
       // Bind mounts ignore flags on the first mount(2); a remount applies them.
@@ -148,6 +152,7 @@ export function mountOps(spec: Spec, ctx: MountContext): PlanOp[] {
         s: [source, dest, undefined, undefined],
         what,
       });
+      ops.push(...propagationOps());
       return;
     }
     // sysfs cannot be mounted from a user namespace that does not own the
@@ -162,6 +167,7 @@ export function mountOps(spec: Spec, ctx: MountContext): PlanOp[] {
         s: ['/sys', dest, undefined, undefined],
         what,
       });
+      ops.push(...propagationOps());
       return;
     }
     ops.push({
@@ -172,6 +178,7 @@ export function mountOps(spec: Spec, ctx: MountContext): PlanOp[] {
       s: [m.source ?? m.type ?? 'none', dest, m.type ?? 'none', data],
       what,
     });
+    ops.push(...propagationOps());
   });
   return ops;
 }

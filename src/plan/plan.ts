@@ -55,6 +55,7 @@ export const MountFlag = {
 } as const;
 
 export const PIVOT_NO_PIVOT = 1;
+export const CONSOLE_NO_DEVCONSOLE = 1;
 
 /** Tags of the sync points the runtime process acts on. */
 export const SyncTag = {
@@ -94,6 +95,15 @@ const NONE = 0xffffffff;
 const MAGIC = 0x4c505354;
 export const PLAN_VERSION = 1;
 
+const U64_MAX = (1n << 64n) - 1n;
+
+/** A number or bigint as the int64 the executor reads (values ≥ 2^64 saturate, as the kernel's RLIM_INFINITY). */
+function int64(v: number | bigint | undefined): bigint {
+  let b = BigInt(v ?? 0);
+  if (b > U64_MAX) b = U64_MAX;
+  return BigInt.asIntN(64, b);
+}
+
 /** Serializes a plan into native/plan.h's layout. */
 export function encodePlan(plan: Plan): Buffer {
   const pool: Buffer[] = [];
@@ -130,9 +140,10 @@ export function encodePlan(plan: Plan): Buffer {
     const base = i * OP_SIZE;
     ops.writeUInt32LE(op.code, base);
     ops.writeUInt32LE(op.flags ?? 0, base + 4);
-    ops.writeBigInt64LE(BigInt(op.a ?? 0), base + 8);
-    ops.writeBigInt64LE(BigInt(op.b ?? 0), base + 16);
-    ops.writeBigInt64LE(BigInt(op.c ?? 0), base + 24);
+    // Values are 64-bit patterns: RLIM_INFINITY (2^64-1) is stored as -1.
+    ops.writeBigInt64LE(int64(op.a), base + 8);
+    ops.writeBigInt64LE(int64(op.b), base + 16);
+    ops.writeBigInt64LE(int64(op.c), base + 24);
     for (let k = 0; k < 4; k++) {
       const v = op.s?.[k];
       const off = v === undefined ? NONE : typeof v === 'string' ? addString(v) : addBytes(v);
