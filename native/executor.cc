@@ -426,7 +426,7 @@ static int do_console(PreparedPlan* p, const PreparedOp& o) {
     ioctl(master, TIOCSWINSZ, &ws);
   }
   // /dev/console is the slave, bound over an empty file as runc does.
-  if (ensure_in_root(root, "dev/console", true) == 0) {
+  if (!(o.op.flags & CONSOLE_NO_DEVCONSOLE) && ensure_in_root(root, "dev/console", true) == 0) {
     int target = openat2_in_root(root, "dev/console", O_PATH, 0);
     if (target >= 0) {
       char tpath[64], spath[64];

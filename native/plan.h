@@ -104,6 +104,9 @@ enum MountFlags : uint32_t {
 
 // Op flag for OP_PIVOT_ROOT.
 #define PIVOT_NO_PIVOT 1u
+// Op flag for OP_CONSOLE: an exec'd process gets a pty but leaves the
+// container's /dev/console alone.
+#define CONSOLE_NO_DEVCONSOLE 1u
 
 // Messages from the child on SLOT_SYNC.
 enum ChildMsgKind : uint32_t {

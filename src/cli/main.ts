@@ -11,6 +11,7 @@ import { DEFAULT_ROOT, Store } from '../lifecycle/store.js';
 import { type Context, ExitRequest, type GlobalOptions } from './context.js';
 import * as createCmd from './create.js';
 import * as deleteCmd from './delete.js';
+import * as execCmd from './exec.js';
 import * as featuresCmd from './features.js';
 import * as killCmd from './kill.js';
 import * as listCmd from './list.js';
@@ -51,7 +52,7 @@ function buildProgram(): Command {
     const g = program.opts() as GlobalOptions;
     configureLog({ file: g.log, format: g.logFormat, debug: !!g.debug });
   });
-  for (const cmd of [createCmd, startCmd, runCmd, stateCmd, killCmd, deleteCmd, listCmd]) cmd.register(program, ctx);
+  for (const cmd of [createCmd, startCmd, runCmd, execCmd, stateCmd, killCmd, deleteCmd, listCmd]) cmd.register(program, ctx);
   specCmd.register(program);
   featuresCmd.register(program);
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => undefined });

@@ -116,7 +116,7 @@ function writeIdMaps(pid: number, spec: Spec): void {
   if (gid.length) fs.writeFileSync(`/proc/${pid}/gid_map`, fmt(gid));
 }
 
-function capLastCap(): number {
+export function capLastCap(): number {
   try {
     return Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
   } catch {

@@ -166,6 +166,9 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
     add({ code: Op.WAIT_START, s: [EXEC_FIFO], what: 'wait for start on the exec fifo' });
   } else {
     add({ code: Op.SYNC, a: SyncTag.START, what: 'wait for start' });
+    // Started: like runc's, the container now outlives its runtime (run -d
+    // exits at once; a killed `run` leaves it to its subreaper).
+    add({ code: Op.PRCTL, a: PR.SET_PDEATHSIG, b: 0, what: 'clear parent death signal' });
   }
   add(execOp(proc));
 

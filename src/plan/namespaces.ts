@@ -21,7 +21,19 @@ export const NAMESPACE_FLAG: Record<NamespaceType, number> = {
 
 // The user namespace is joined first (it grants the rights to join the
 // rest) and the mount namespace last (joining it changes how later paths resolve).
-const JOIN_ORDER: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
+export const JOIN_ORDER: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
+
+/** /proc/<pid>/ns/<name> for each OCI namespace type. */
+export const PROC_NS_NAME: Record<NamespaceType, string> = {
+  pid: 'pid',
+  network: 'net',
+  mount: 'mnt',
+  ipc: 'ipc',
+  uts: 'uts',
+  user: 'user',
+  cgroup: 'cgroup',
+  time: 'time',
+};
 
 export interface NamespaceSetup {
   cloneFlags: number;

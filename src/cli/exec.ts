@@ -1,0 +1,96 @@
+import type { Command } from 'commander';
+import { UserError } from '../errors.js';
+import { execProcess } from '../lifecycle/exec.js';
+import { native } from '../native.js';
+import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'];
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function register(program: Command, ctx: () => Context): void {
+  program
+    .command('exec')
+    .description('run a new process inside a running container')
+    .argument('<container-id>')
+    .argument('[command...]', 'the command and its arguments')
+    .option('--console-socket <path>', 'unix socket that receives the pty master (with -t)')
+    .option('--cwd <path>', 'working directory in the container')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .option('-t, --tty', 'allocate a pseudo-TTY')
+    .option('-u, --user <uid[:gid]>', 'user to run as')
+    .option('-g, --additional-gids <gid>', 'additional group (repeatable)', collect, [])
+    .option('-p, --process <file>', 'a process.json describing the whole process')
+    .option('-d, --detach', 'detach from the process')
+    .option('--pid-file <path>', 'write the process id to this file')
+    .option('--process-label <label>', 'SELinux label (not supported)')
+    .option('--apparmor <profile>', 'AppArmor profile (not supported)')
+    .option('--no-new-privs', 'set no_new_privs for the process')
+    .option('-c, --cap <capability>', 'add a capability (repeatable)', collect, [])
+    .option('--preserve-fds <n>', 'pass N additional file descriptors (from 3)', parseNonNegativeInt('--preserve-fds'), 0)
+    .option('--cgroup <path>', "run in this sub-cgroup of the container's cgroup")
+    .option('--ignore-paused', 'exec even if the container is paused')
+    .passThroughOptions()
+    .action((id: string, command: string[], o) => naming('exec', id, () => exec(ctx(), id, command, o)));
+}
+
+interface ExecFlags {
+  consoleSocket?: string;
+  cwd?: string;
+  env: string[];
+  tty?: boolean;
+  user?: string;
+  additionalGids: string[];
+  process?: string;
+  detach?: boolean;
+  pidFile?: string;
+  processLabel?: string;
+  apparmor?: string;
+  newPrivs?: boolean;
+  cap: string[];
+  preserveFds: number;
+  cgroup?: string;
+  ignorePaused?: boolean;
+}
+
+async function exec(c: Context, id: string, command: string[], o: ExecFlags): Promise<void> {
+  // Never a silent success for what this build cannot apply.
+  if (o.processLabel) throw new UserError('--process-label: SELinux is not supported by this build');
+  if (o.apparmor) throw new UserError('--apparmor: AppArmor is not supported by this build');
+  const gids = o.additionalGids.map((g) => {
+    if (!/^\d+$/.test(g)) throw new UserError(`--additional-gids: invalid value ${JSON.stringify(g)}`);
+    return Number(g);
+  });
+  for (const e of o.env) if (!e.includes('=')) throw new UserError(`--env: ${JSON.stringify(e)} must be KEY=VALUE`);
+  const { pid } = execProcess(c.store, {
+    id,
+    processFile: o.process,
+    overrides: {
+      args: command,
+      cwd: o.cwd,
+      env: o.env,
+      tty: o.tty,
+      user: o.user,
+      additionalGids: gids,
+      caps: o.cap,
+      // commander turns --no-new-privs into newPrivs: false
+      noNewPrivs: o.newPrivs === false,
+    },
+    consoleSocket: o.consoleSocket,
+    pidFile: o.pidFile,
+    preserveFds: o.preserveFds,
+    ignorePaused: !!o.ignorePaused,
+    cgroup: o.cgroup,
+  });
+  if (o.detach) return;
+  const forward = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* exited */
+    }
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+  const status = await native().waitPid(pid);
+  for (const s of FORWARDED) process.off(s, forward);
+  throw new ExitRequest(status.code ?? 128 + (status.signal ?? 0));
+}

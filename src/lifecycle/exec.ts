@@ -1,0 +1,174 @@
+/**
+ * exec: run a new process in a running container. The process is built
+ * like runc's: a process.json as given, or the container's own process with
+ * the command line's overrides; it joins every namespace and the cgroup of
+ * the container.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Process } from '../oci/types.js';
+import { parseProcess, validateProcess } from '../oci/validate.js';
+import { cgroupsFromPaths } from '../cgroups/manager.js';
+import { UserError } from '../errors.js';
+import { MsgKind, native } from '../native.js';
+import { compileExec } from '../plan/exec.js';
+import { encodePlan, SyncTag } from '../plan/plan.js';
+import { statusOf } from './container.js';
+import { capLastCap, stepError } from './create.js';
+import { sleepMs } from './proc.js';
+import { Store, writePidFile } from './store.js';
+
+export interface ExecOverrides {
+  args: string[];
+  cwd?: string;
+  env: string[];
+  tty?: boolean;
+  user?: string;
+  additionalGids: number[];
+  caps: string[];
+  noNewPrivs?: boolean;
+}
+
+export interface ExecOptions {
+  id: string;
+  /** --process FILE: the whole process, overrides ignored (as runc does) */
+  processFile?: string;
+  overrides: ExecOverrides;
+  consoleSocket?: string;
+  pidFile?: string;
+  preserveFds: number;
+  ignorePaused: boolean;
+  /** --cgroup: a sub-cgroup of the container's to join */
+  cgroup?: string;
+}
+
+export interface Execed {
+  pid: number;
+}
+
+const STEP_TIMEOUT_MS = 60_000;
+
+function parseUser(spec: string): { uid: number; gid?: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(spec);
+  if (!m) throw new UserError(`--user: invalid value ${JSON.stringify(spec)}: want UID[:GID]`);
+  return { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) };
+}
+
+/** runc's newProcess: the container's process with the command line's changes. */
+export function buildProcess(base: Process, o: ExecOverrides): Process {
+  if (!o.args.length) throw new UserError('exec: no command given (args or --process are required)');
+  const proc: Process = structuredClone(base);
+  proc.args = o.args;
+  delete proc.commandLine;
+  if (o.cwd !== undefined) proc.cwd = o.cwd;
+  proc.env = [...(proc.env ?? []), ...o.env];
+  proc.terminal = !!o.tty;
+  if (o.user !== undefined) {
+    const u = parseUser(o.user);
+    proc.user = { ...proc.user, uid: u.uid, gid: u.gid ?? proc.user.gid };
+  }
+  if (o.additionalGids.length) proc.user = { ...proc.user, additionalGids: o.additionalGids };
+  if (o.caps.length) {
+    const caps = { ...(proc.capabilities ?? {}) };
+    // runc adds --cap to bounding, effective and permitted, and to ambient
+    // (which the kernel only honours for inheritable capabilities).
+    for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const) {
+      caps[set] = [...new Set([...(caps[set] ?? []), ...o.caps])];
+    }
+    proc.capabilities = caps;
+  }
+  if (o.noNewPrivs) proc.noNewPrivileges = true;
+  return validateProcess(proc, 'exec', 'process');
+}
+
+/** --cgroup SUB: a sub-cgroup of the container's own, in every hierarchy. */
+function execCgroupPaths(paths: Record<string, string>, sub: string | undefined): Record<string, string> {
+  if (!sub) return paths;
+  if (sub.startsWith('/') || sub.split('/').includes('..') || sub.includes('\0')) {
+    throw new UserError(`--cgroup: ${JSON.stringify(sub)} must be a relative path inside the container's cgroup`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, p] of Object.entries(paths)) {
+    out[k] = path.join(p, sub);
+    if (!fs.existsSync(out[k])) throw new UserError(`--cgroup: ${out[k]} does not exist`);
+  }
+  return out;
+}
+
+/** Starts the process and returns once it has exec'd (or failed to). */
+export function execProcess(store: Store, opts: ExecOptions): Execed {
+  const rec = store.load(opts.id);
+  const status = statusOf(store, rec);
+  if (status === 'stopped' || status === 'creating') throw new UserError('cannot exec in a stopped container');
+  if (status === 'paused' && !opts.ignorePaused) {
+    throw new UserError('cannot exec in a paused container (use --ignore-paused to override)');
+  }
+  let proc: Process;
+  if (opts.processFile) {
+    let text: string;
+    try {
+      text = fs.readFileSync(opts.processFile, 'utf8');
+    } catch (e) {
+      throw new UserError(`--process ${opts.processFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    proc = parseProcess(text, opts.processFile);
+    if (!proc.args?.length) throw new UserError(`${opts.processFile}: args: is required`);
+  } else {
+    proc = buildProcess(rec.config.process!, opts.overrides);
+  }
+  if (proc.terminal && !opts.consoleSocket) {
+    throw new UserError('process.terminal is true but no --console-socket was given');
+  }
+  if (!proc.terminal && opts.consoleSocket) {
+    throw new UserError('--console-socket was given but the process has no terminal (-t)');
+  }
+
+  const plan = compileExec(rec.config, proc, {
+    initPid: rec.pid,
+    preserveFds: opts.preserveFds,
+    capLastCap: capLastCap(),
+  });
+  let consoleFd = -1;
+  let sync = -1;
+  let pid = 0;
+  try {
+    if (opts.consoleSocket) {
+      try {
+        consoleFd = native().connectUnix(opts.consoleSocket);
+      } catch (e) {
+        throw new UserError(`console socket ${opts.consoleSocket}: ${(e as Error).message.replace(/^connect [^:]*: /, '')}`);
+      }
+    }
+    const spawned = native().spawn(encodePlan(plan), consoleFd);
+    if ('failure' in spawned) throw stepError(plan, spawned.failure);
+    ({ pid, sync } = spawned);
+    let ack = false;
+    for (;;) {
+      const msg = native().next(sync, ack, STEP_TIMEOUT_MS);
+      ack = false;
+      if (msg === null) break; // exec'd: the sync socket closed on exec
+      if (msg.kind === MsgKind.Error) throw stepError(plan, msg);
+      if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.CLONED) {
+        if (rec.cgroups) cgroupsFromPaths(execCgroupPaths(rec.cgroups.paths, opts.cgroup)).addProcess(pid);
+        ack = true;
+      } else {
+        throw new UserError(`exec process sent an unexpected message (kind ${msg.kind})`);
+      }
+    }
+  } catch (e) {
+    if (pid > 0) {
+      try {
+        process.kill(pid, 9);
+      } catch {
+        /* gone */
+      }
+      for (let i = 0; i < 2500 && native().tryWait(pid) === null; i++) sleepMs(2);
+    }
+    throw e;
+  } finally {
+    if (sync >= 0) native().close(sync);
+    if (consoleFd >= 0) native().close(consoleFd);
+  }
+  if (opts.pidFile) writePidFile(opts.pidFile, pid);
+  return { pid };
+}

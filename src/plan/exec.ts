@@ -1,0 +1,53 @@
+/**
+ * The plan for `tsrun exec`: an intermediate process joins every namespace
+ * of the running container (user first, mount last; joining a mount or user
+ * namespace is refused to a multi-threaded process, which Node is), then
+ * clones the new process so it really is inside the container's PID
+ * namespace. That process never sees a host descriptor and is not dumpable
+ * until it execs, like the init.
+ */
+import type { Process, Spec } from '../oci/types.js';
+import { O, PR } from './linux.js';
+import { JOIN_ORDER, NAMESPACE_FLAG, PROC_NS_NAME } from './namespaces.js';
+import { CONSOLE_NO_DEVCONSOLE, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
+import { execOp, identityOps, resolveExecOp, rlimitOps } from './process.js';
+
+export interface ExecPlanOptions {
+  /** the container init's host pid: its /proc/<pid>/ns/* are joined */
+  initPid: number;
+  preserveFds: number;
+  capLastCap: number;
+}
+
+export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): Plan {
+  const ops: PlanOp[] = [];
+  const add = (...o: PlanOp[]) => ops.push(...o);
+  add({ code: Op.PRCTL, a: PR.SET_DUMPABLE, b: 0, what: 'make the exec process non-dumpable' });
+  add({ code: Op.CLOSE_FDS, a: 3 + opts.preserveFds, what: 'close inherited descriptors' });
+  const types = new Set((spec.linux?.namespaces ?? []).map((n) => n.type));
+  for (const type of JOIN_ORDER) {
+    if (!types.has(type)) continue;
+    const file = `/proc/${opts.initPid}/ns/${PROC_NS_NAME[type]}`;
+    add({ code: Op.SETNS, a: NAMESPACE_FLAG[type], s: [file], what: `join the container's ${type} namespace` });
+  }
+  const intermediateOps = ops.length;
+
+  add({ code: Op.SYNC, a: SyncTag.CLONED, what: 'wait for cgroup placement' });
+  if (proc.terminal) {
+    add({ code: Op.OPEN_SLOT, a: Slot.ROOT, b: O.PATH | O.DIRECTORY, s: ['/'], what: 'open the container root' });
+    add({
+      code: Op.CONSOLE,
+      flags: CONSOLE_NO_DEVCONSOLE,
+      a: Slot.CONSOLE_SOCKET,
+      b: proc.consoleSize?.height ?? 0,
+      c: proc.consoleSize?.width ?? 0,
+      what: 'set up the terminal',
+    });
+  }
+  add({ code: Op.SETSID, what: proc.terminal ? 'make the terminal the controlling terminal' : 'create a session' });
+  add(...rlimitOps(proc));
+  add(...identityOps(proc, { capLastCap: opts.capLastCap }));
+  add(resolveExecOp(proc));
+  add(execOp(proc));
+  return { cloneFlags: 0, intermediateOps, ops };
+}
