@@ -694,6 +694,8 @@ static int run_op(PreparedPlan* p, uint32_t i) {
       return do_resolve_exec(p, o);
     case OP_WAIT_START:
       return do_wait_start(p, i, o);
+    case OP_DUP2:
+      return dup2((int)o.op.a, (int)o.op.b) < 0 ? -1 : 0;
     case OP_REPORT_READY:
       child_send(p, MSG_READY, i, 0, 0);
       return 0;

@@ -92,6 +92,7 @@ enum PlanOpCode : uint32_t {
   OP_WAIT_START = 30,     // report ready, then block opening s0 in SLOT_STATE_DIR for writing
   OP_EXEC = 31,           // execve(resolved, l0, l1)
   OP_REPORT_READY = 32,   // report ready without waiting (run, exec)
+  OP_DUP2 = 40,           // dup2(a, b): a hook's stdin and output
 };
 
 enum MountFlags : uint32_t {

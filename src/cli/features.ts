@@ -5,14 +5,14 @@ import { supportedMountOptions } from '../plan/mounts.js';
 
 /**
  * The runtime-spec Features document. It claims only what this build
- * really does: hooks, seccomp, AppArmor and SELinux are not applied yet, so
+ * really does: seccomp, AppArmor and SELinux are not applied yet, so
  * they are reported absent or disabled.
  */
 export function features(): object {
   return {
     ociVersionMin: '1.0.0',
     ociVersionMax: OCI_VERSION,
-    hooks: [],
+    hooks: ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'],
     mountOptions: supportedMountOptions(),
     linux: {
       namespaces: [...NAMESPACE_TYPES],

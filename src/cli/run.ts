@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { destroy } from '../lifecycle/container.js';
+import { destroy, hookState, runStartContainerHooks } from '../lifecycle/container.js';
+import { runHooksWarn } from '../lifecycle/hooks.js';
 import { create, startRun } from '../lifecycle/create.js';
 import { native } from '../native.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
@@ -45,7 +46,14 @@ async function run(c: Context, id: string, o: RunFlags): Promise<void> {
         mode: 'run',
       });
       try {
+        runStartContainerHooks(c.store, created.rec);
         startRun(c.store, created);
+        runHooksWarn('poststart', {
+          spec: created.rec.config,
+          state: hookState(c.store, created.rec, 'running'),
+          initPid: created.rec.pid,
+          dir: c.store.dir(id),
+        });
       } catch (e) {
         destroy(c.store, created.rec);
         throw e;

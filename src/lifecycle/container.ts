@@ -17,6 +17,7 @@ import { cgroupsFromPaths } from '../cgroups/manager.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { EXEC_FIFO } from '../plan/compile.js';
+import { hasHooks, runHooks, runHooksWarn } from './hooks.js';
 import { isAlive, procStat, sleepMs, waitGone } from './proc.js';
 import { checkId, type ContainerRecord, Store } from './store.js';
 
@@ -52,6 +53,11 @@ export function ociState(store: Store, rec: ContainerRecord): State {
   return state;
 }
 
+/** The state a hook sees: the status the runtime spec requires at its moment. */
+export function hookState(store: Store, rec: ContainerRecord, status: Status): State {
+  return { ...ociState(store, rec), pid: rec.pid, status };
+}
+
 /** The username owning the state dir, as runc's `list` shows it. */
 export function ownerName(store: Store, id: string): string {
   try {
@@ -73,6 +79,7 @@ export function start(store: Store, id: string): void {
   if (status === 'stopped') throw new UserError('cannot start a container that has stopped');
   if (status === 'running') throw new UserError('cannot start an already running container');
   if (status !== 'created') throw new UserError(`cannot start a container in the ${status} state`);
+  runStartContainerHooks(store, rec);
   const fifo = path.join(store.dir(id), EXEC_FIFO);
   // Non-blocking: a blocking open would hang forever if the init died.
   const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -97,6 +104,21 @@ export function start(store: Store, id: string): void {
   fs.rmSync(fifo, { force: true });
   rec.phase = 'running';
   store.save(rec);
+  runHooksWarn('poststart', { spec: rec.config, state: hookState(store, rec, 'running'), initPid: rec.pid, dir: store.dir(id) });
+}
+
+/**
+ * startContainer hooks run in the container's namespaces before the user
+ * process execs; if one fails the container is stopped (runtime spec).
+ */
+export function runStartContainerHooks(store: Store, rec: ContainerRecord): void {
+  if (!hasHooks(rec.config, 'startContainer')) return;
+  try {
+    runHooks('startContainer', { spec: rec.config, state: hookState(store, rec, 'created'), initPid: rec.pid, dir: store.dir(rec.id) });
+  } catch (e) {
+    signalProcess(rec.pid, 9);
+    throw e;
+  }
 }
 
 const SIGNALS = os.constants.signals as Record<string, number>;
@@ -157,6 +179,9 @@ export function destroy(store: Store, rec: ContainerRecord): void {
   }
   if (rec.pid) waitGone(rec.pid, rec.pidStartTime, 5000);
   if (cg) cg.destroy();
+  if (hasHooks(rec.config, 'poststop')) {
+    runHooksWarn('poststop', { spec: rec.config, state: hookState(store, rec, 'stopped'), initPid: rec.pid, dir: store.dir(rec.id) });
+  }
   store.remove(rec.id);
 }
 

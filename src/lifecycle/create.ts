@@ -15,7 +15,8 @@ import { MsgKind, native, type ChildMsg } from '../native.js';
 import { compile, EXEC_FIFO } from '../plan/compile.js';
 import type { CgroupMountSource } from '../plan/mounts.js';
 import { encodePlan, SyncTag, type Plan } from '../plan/plan.js';
-import { destroy, startTimeOf } from './container.js';
+import { destroy, hookState, startTimeOf } from './container.js';
+import { runHooks } from './hooks.js';
 import { procStat, sleepMs } from './proc.js';
 import { type ContainerRecord, Store, writePidFile } from './store.js';
 
@@ -71,10 +72,6 @@ function warnUnapplied(spec: Spec): string[] {
     w.push('linux.resources are not applied yet (cgroup limits are not implemented)');
   }
   if (spec.linux?.seccomp) w.push('linux.seccomp is not applied yet (no seccomp filter was loaded)');
-  const hooks = spec.hooks ?? {};
-  for (const [k, v] of Object.entries(hooks)) {
-    if (Array.isArray(v) && v.length) w.push(`hooks.${k} are not run yet (hooks are not implemented)`);
-  }
   if (spec.process?.apparmorProfile) w.push('process.apparmorProfile is not applied (AppArmor is not implemented)');
   if (spec.process?.selinuxLabel) w.push('process.selinuxLabel is not applied (SELinux is not implemented)');
   if (spec.linux?.mountLabel) w.push('linux.mountLabel is not applied (SELinux is not implemented)');
@@ -205,6 +202,10 @@ export function create(store: Store, opts: CreateOptions): Created {
         writeIdMaps(rec.pid, spec);
         ack = true;
       } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.PRE_PIVOT) {
+        const hookCtx = { spec, state: hookState(store, rec, 'creating'), initPid: rec.pid, dir };
+        runHooks('prestart', hookCtx);
+        runHooks('createRuntime', hookCtx);
+        runHooks('createContainer', hookCtx);
         ack = true;
       } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.START) {
         break; // 'run': the caller starts it

@@ -39,6 +39,7 @@ export const Op = {
   WAIT_START: 30,
   EXEC: 31,
   REPORT_READY: 32,
+  DUP2: 40,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
