@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "seccomp.h"
 
 namespace {
 
@@ -170,6 +172,59 @@ Napi::Value MkFifo(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// socketpair() -> [a, b]: the console channel of `run`/`exec` with a
+// terminal and no --console-socket (the init sends the pty master on b).
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    ErrnoError(env, errno, "socketpair").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set((uint32_t)0, sv[0]);
+  a.Set((uint32_t)1, sv[1]);
+  return a;
+}
+
+// recvFd(sock) -> fd: the one descriptor of an SCM_RIGHTS message.
+Napi::Value RecvFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sock = info[0].As<Napi::Number>().Int32Value();
+  char data[256];
+  struct iovec iov = {data, sizeof(data)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = u.buf;
+  msg.msg_controllen = sizeof(u.buf);
+  ssize_t n;
+  do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+  struct cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (!c || c->cmsg_type != SCM_RIGHTS) {
+    ErrnoError(env, n < 0 ? errno : EBADMSG, "receive pty").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return Napi::Number::New(env, fd);
+}
+
+// setWinsize(fd, rows, cols): propagate the caller's terminal size.
+Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
+  struct winsize ws;
+  memset(&ws, 0, sizeof(ws));
+  ws.ws_row = (unsigned short)info[1].As<Napi::Number>().Uint32Value();
+  ws.ws_col = (unsigned short)info[2].As<Napi::Number>().Uint32Value();
+  ioctl(info[0].As<Napi::Number>().Int32Value(), TIOCSWINSZ, &ws);
+  return info.Env().Undefined();
+}
+
 Napi::Value StrError(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
 }
@@ -183,6 +238,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
   exports.Set("mkfifo", Napi::Function::New(env, MkFifo));
   exports.Set("strerror", Napi::Function::New(env, StrError));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
+  exports.Set("recvFd", Napi::Function::New(env, RecvFd));
+  exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
+  exports.Set("seccomp", SeccompExports(env));  // native/seccomp.h
   exports.Set("planVersion", Napi::Number::New(env, TSRUN_PLAN_VERSION));
   return exports;
 }

@@ -28,6 +28,28 @@ export interface ExitStatus {
 
 export type SpawnResult = { pid: number; sync: number } | { failure: ChildMsg };
 
+/** A seccomp filter as numbers for libseccomp (built by src/plan/seccomp.ts; native/seccomp.h). */
+export interface NativeSeccompProfile {
+  /** SECCOMP_RET_* value (with its data bits) */
+  defaultAction: number;
+  /** libseccomp arch tokens, from resolveArch() */
+  archs: number[];
+  /** binary-tree syscall lookup (runc: more than 32 syscalls) */
+  optimize: boolean;
+  rules: { syscall: number; action: number; args: { index: number; op: number; value: bigint; valueTwo: bigint }[] }[];
+}
+
+/** libseccomp and the kernel's seccomp, from the runtime process (native/seccomp.cc). */
+export interface SeccompAddon {
+  version: string;
+  resolveArch(name: string): number;
+  resolveSyscall(name: string): number;
+  actionAvailable(action: number): boolean;
+  flagSupported(flag: number): boolean;
+  /** the classic BPF program; a refused rule throws an Error with `rule` (its index) and `errno` */
+  compile(profile: NativeSeccompProfile): Buffer;
+}
+
 export interface Addon {
   /** Clones the init, which starts running the plan; a failure in an intermediate op comes back as `failure`. */
   spawn(plan: Buffer, consoleSocket: number): SpawnResult;
@@ -39,6 +61,10 @@ export interface Addon {
   connectUnix(path: string): number;
   mkfifo(path: string, mode: number): void;
   strerror(errno: number): string;
+  socketPair(): [number, number];
+  recvFd(sock: number): number;
+  setWinsize(fd: number, rows: number, cols: number): void;
+  seccomp: SeccompAddon;
   planVersion: number;
 }
 

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { execProcess } from '../lifecycle/exec.js';
+import fs from 'node:fs';
 import { native } from '../native.js';
+import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'];
@@ -61,6 +63,8 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
     return Number(g);
   });
   for (const e of o.env) if (!e.includes('=')) throw new UserError(`--env: ${JSON.stringify(e)} must be KEY=VALUE`);
+  const wantsTty = o.process ? processWantsTerminal(o.process) : !!o.tty;
+  const channel = wantsTty && !o.consoleSocket && !o.detach ? openConsoleChannel() : undefined;
   const { pid } = execProcess(c.store, {
     id,
     processFile: o.process,
@@ -76,12 +80,14 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
       noNewPrivs: o.newPrivs === false,
     },
     consoleSocket: o.consoleSocket,
+    consoleFd: channel?.theirs,
     pidFile: o.pidFile,
     preserveFds: o.preserveFds,
     ignorePaused: !!o.ignorePaused,
     cgroup: o.cgroup,
   });
   if (o.detach) return;
+  const relay = channel ? startRelay(channel) : undefined;
   const forward = (sig: NodeJS.Signals) => {
     try {
       process.kill(pid, sig);
@@ -92,5 +98,17 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
   for (const s of FORWARDED) process.on(s, forward);
   const status = await native().waitPid(pid);
   for (const s of FORWARDED) process.off(s, forward);
+  if (relay) {
+    await Promise.race([relay.drained, new Promise((r) => setTimeout(r, 1000))]);
+    relay.restore();
+  }
   throw new ExitRequest(status.code ?? 128 + (status.signal ?? 0));
+}
+
+function processWantsTerminal(file: string): boolean {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'))?.terminal === true;
+  } catch {
+    return false; // exec reports the problem itself
+  }
 }

@@ -1,8 +1,11 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { destroy, hookState, runStartContainerHooks } from '../lifecycle/container.js';
 import { runHooksWarn } from '../lifecycle/hooks.js';
 import { create, startRun } from '../lifecycle/create.js';
 import { native } from '../native.js';
+import { loadBundle } from '../lifecycle/create.js';
+import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
 
 // Signals `run` forwards to the container instead of dying of them.
@@ -35,11 +38,14 @@ interface RunFlags {
 }
 
 async function run(c: Context, id: string, o: RunFlags): Promise<void> {
+      // A terminal with nobody to hand it to: the person at this terminal gets it.
+      const channel = !o.consoleSocket && !o.detach && wantsTerminal(o.bundle) ? openConsoleChannel() : undefined;
       const created = create(c.store, {
         id,
         bundle: o.bundle,
         pidFile: o.pidFile,
         consoleSocket: o.consoleSocket,
+        consoleFd: channel?.theirs,
         noPivot: o.pivot === false,
         preserveFds: o.preserveFds,
         systemdCgroup: c.global.systemdCgroup,
@@ -59,6 +65,7 @@ async function run(c: Context, id: string, o: RunFlags): Promise<void> {
         throw e;
       }
       if (o.detach) return;
+      const relay = channel ? startRelay(channel) : undefined;
       const pid = created.rec.pid;
       const forward = (sig: NodeJS.Signals) => {
         try {
@@ -70,7 +77,20 @@ async function run(c: Context, id: string, o: RunFlags): Promise<void> {
       for (const s of FORWARDED) process.on(s, forward);
       const status = await native().waitPid(pid);
       for (const s of FORWARDED) process.off(s, forward);
+      if (relay) {
+        // Let the last output through; a process that kept the pty open is not waited for.
+        await Promise.race([relay.drained, new Promise((r) => setTimeout(r, 1000))]);
+        relay.restore();
+      }
       if (!o.keep) destroy(c.store, c.store.load(id));
       throw new ExitRequest(status.code ?? 128 + (status.signal ?? 0));
 }
 
+
+function wantsTerminal(bundle: string): boolean {
+  try {
+    return loadBundle(path.resolve(bundle)).spec.process?.terminal === true;
+  } catch {
+    return false; // create reports the problem itself
+  }
+}

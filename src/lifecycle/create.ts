@@ -25,6 +25,8 @@ export interface CreateOptions {
   bundle: string;
   pidFile?: string;
   consoleSocket?: string;
+  /** an already connected console channel (run's own terminal); wins over consoleSocket */
+  consoleFd?: number;
   noPivot?: boolean;
   preserveFds?: number;
   systemdCgroup?: boolean;
@@ -71,7 +73,6 @@ function warnUnapplied(spec: Spec): string[] {
   if (r && Object.keys(r).some((k) => k !== 'devices' || (r.devices ?? []).length > 0)) {
     w.push('linux.resources are not applied yet (cgroup limits are not implemented)');
   }
-  if (spec.linux?.seccomp) w.push('linux.seccomp is not applied yet (no seccomp filter was loaded)');
   if (spec.process?.apparmorProfile) w.push('process.apparmorProfile is not applied (AppArmor is not implemented)');
   if (spec.process?.selinuxLabel) w.push('process.selinuxLabel is not applied (SELinux is not implemented)');
   if (spec.linux?.mountLabel) w.push('linux.mountLabel is not applied (SELinux is not implemented)');
@@ -157,11 +158,12 @@ export function create(store: Store, opts: CreateOptions): Created {
     store.save(rec);
 
     if (opts.mode === 'create') native().mkfifo(path.join(dir, EXEC_FIFO), 0o622);
+    const hasConsole = !!opts.consoleSocket || opts.consoleFd !== undefined;
     const { plan, warnings } = compile(spec, {
       bundle,
       mode: opts.mode,
       stateDir: dir,
-      consoleSocket: !!opts.consoleSocket,
+      consoleSocket: hasConsole,
       noPivot: !!opts.noPivot,
       preserveFds: opts.preserveFds ?? 0,
       cgroups: cgroupMountSource(cgroups),
@@ -169,13 +171,15 @@ export function create(store: Store, opts: CreateOptions): Created {
       rootfsParentMount: mountPointOf(path.dirname(rootfs)),
     });
     for (const w of [...warnUnapplied(spec), ...warnings]) log.warn(w);
-    if (spec.process?.terminal && !opts.consoleSocket) {
+    if (spec.process?.terminal && !hasConsole) {
       throw new UserError('process.terminal is true but no --console-socket was given');
     }
-    if (!spec.process?.terminal && opts.consoleSocket) {
+    if (!spec.process?.terminal && hasConsole) {
       throw new UserError('--console-socket was given but process.terminal is false');
     }
-    if (opts.consoleSocket) {
+    if (opts.consoleFd !== undefined) {
+      consoleFd = opts.consoleFd;
+    } else if (opts.consoleSocket) {
       try {
         consoleFd = native().connectUnix(opts.consoleSocket);
       } catch (e) {

@@ -35,6 +35,8 @@ export interface ExecOptions {
   processFile?: string;
   overrides: ExecOverrides;
   consoleSocket?: string;
+  /** an already connected console channel (exec -t without --console-socket) */
+  consoleFd?: number;
   pidFile?: string;
   preserveFds: number;
   ignorePaused: boolean;
@@ -116,10 +118,11 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
   } else {
     proc = buildProcess(rec.config.process!, opts.overrides);
   }
-  if (proc.terminal && !opts.consoleSocket) {
+  const hasConsole = !!opts.consoleSocket || opts.consoleFd !== undefined;
+  if (proc.terminal && !hasConsole) {
     throw new UserError('process.terminal is true but no --console-socket was given');
   }
-  if (!proc.terminal && opts.consoleSocket) {
+  if (!proc.terminal && hasConsole) {
     throw new UserError('--console-socket was given but the process has no terminal (-t)');
   }
 
@@ -132,7 +135,9 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
   let sync = -1;
   let pid = 0;
   try {
-    if (opts.consoleSocket) {
+    if (opts.consoleFd !== undefined) {
+      consoleFd = opts.consoleFd;
+    } else if (opts.consoleSocket) {
       try {
         consoleFd = native().connectUnix(opts.consoleSocket);
       } catch (e) {
