@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <linux/bpf.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,6 +231,60 @@ Napi::Value StrError(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
 }
 
+// attachDeviceFilter(cgroupDir, insns, license): loads a BPF_PROG_TYPE_CGROUP_DEVICE
+// program (compiled in src/cgroups/devices.ts) and attaches it to a cgroup v2
+// directory with BPF_F_ALLOW_MULTI, as runc does. The attachment holds the
+// program; it goes away with the cgroup.
+Napi::Value AttachDeviceFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  auto insns = info[1].As<Napi::Buffer<uint8_t>>();
+  std::string license = info[2].As<Napi::String>().Utf8Value();
+  if (insns.Length() == 0 || insns.Length() % sizeof(struct bpf_insn) != 0) {
+    Napi::Error::New(env, "invalid BPF program length").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  attr.insn_cnt = insns.Length() / sizeof(struct bpf_insn);
+  attr.insns = (uint64_t)(uintptr_t)insns.Data();
+  attr.license = (uint64_t)(uintptr_t)license.c_str();
+  int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+  if (prog < 0) {
+    int err = errno;
+    // Load again with the verifier's log, for a message that says why.
+    std::string log(16384, '\0');
+    attr.log_level = 1;
+    attr.log_size = log.size();
+    attr.log_buf = (uint64_t)(uintptr_t)log.data();
+    int again = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+    if (again >= 0) close(again);
+    log.resize(strnlen(log.c_str(), log.size()));
+    ErrnoError(env, err, "bpf(BPF_PROG_LOAD)" + (log.empty() ? std::string() : " [" + log + "]"))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    close(prog);
+    ErrnoError(env, err, "open " + dir).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  memset(&attr, 0, sizeof(attr));
+  attr.target_fd = fd;
+  attr.attach_bpf_fd = prog;
+  attr.attach_type = BPF_CGROUP_DEVICE;
+  attr.attach_flags = BPF_F_ALLOW_MULTI;
+  int r = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr));
+  int err = errno;
+  close(fd);
+  close(prog);
+  if (r < 0) ErrnoError(env, err, "bpf(BPF_PROG_ATTACH)").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("next", Napi::Function::New(env, Next));
@@ -242,6 +298,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
   exports.Set("seccomp", SeccompExports(env));  // native/seccomp.h
+  exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));  // src/cgroups/devices.ts
   exports.Set("planVersion", Napi::Number::New(env, TSRUN_PLAN_VERSION));
   return exports;
 }

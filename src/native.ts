@@ -65,6 +65,8 @@ export interface Addon {
   recvFd(sock: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
   seccomp: SeccompAddon;
+  /** Loads a BPF_CGROUP_DEVICE program (struct bpf_insn[]) and attaches it to a cgroup v2 directory. */
+  attachDeviceFilter(cgroupDir: string, insns: Buffer, license: string): void;
   planVersion: number;
 }
 

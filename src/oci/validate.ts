@@ -17,6 +17,7 @@
  * documents cannot overflow the stack here (JSON.parse itself is iterative).
  */
 import { ConfigError } from '../errors.js';
+import { validateSeccomp } from './seccomp-validate.js';
 import type { NamespaceType, Process, Spec } from './types.js';
 
 // ---------------------------------------------------------------------------
@@ -652,8 +653,8 @@ const linuxCheck = shape({
   cgroupsPath: kstr,
   resources: resourcesCheck,
   rootfsPropagation: rootfsPropagationCheck,
-  // Only the type here: seccomp's own validation lives with the seccomp compiler.
-  seccomp: obj,
+  // Shape and names here (seccomp-validate.ts); host support when the filter is built.
+  seccomp: (v, path) => validateSeccomp(v, path, fail),
   sysctl: mapOf(kstr, (key, path) => kstr(key, path)),
   maskedPaths: arrayOf(absPath),
   readonlyPaths: arrayOf(absPath),

@@ -156,7 +156,7 @@ t.test('valid configs pass and are returned intact', async (t) => {
     ['unknown mount options are left to the plan', (d) => (d.mounts[0].options = ['x-some-fs-data=1', 'bogus'])],
     ['RLIM_INFINITY written in full', (d) => (d.process.rlimits = [{ type: 'RLIMIT_CORE', soft: 18446744073709551615, hard: 18446744073709551615 }])],
     ['64-char hostname', (d) => (d.hostname = 'h'.repeat(64))],
-    ['seccomp content is not checked here', (d) => (d.linux.seccomp = { defaultAction: 42, syscalls: 'x' })],
+    ['a seccomp profile', (d) => (d.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] })],
     ['empty capability sets', (d) => (d.process.capabilities = { bounding: [], effective: [] })],
   ];
   for (const [name, mutate] of variants) {
