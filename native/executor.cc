@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <net/if.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -694,6 +695,23 @@ static int run_op(PreparedPlan* p, uint32_t i) {
       return do_resolve_exec(p, o);
     case OP_WAIT_START:
       return do_wait_start(p, i, o);
+    case OP_LOOPBACK_UP: {
+      // An ioctl on any socket of the namespace: no netlink message to build.
+      int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (s < 0) return -1;
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof(ifr));
+      memcpy(ifr.ifr_name, "lo", 3);
+      int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+      if (r == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        r = ioctl(s, SIOCSIFFLAGS, &ifr);
+      }
+      int e = errno;
+      close(s);
+      errno = e;
+      return r;
+    }
     case OP_DUP2:
       return dup2((int)o.op.a, (int)o.op.b) < 0 ? -1 : 0;
     case OP_REPORT_READY:

@@ -93,6 +93,7 @@ enum PlanOpCode : uint32_t {
   OP_EXEC = 31,           // execve(resolved, l0, l1)
   OP_REPORT_READY = 32,   // report ready without waiting (run, exec)
   OP_DUP2 = 40,           // dup2(a, b): a hook's stdin and output
+  OP_LOOPBACK_UP = 41,    // set IFF_UP on lo in our (new) network namespace
 };
 
 enum MountFlags : uint32_t {

@@ -24,8 +24,8 @@ export function register(program: Command, ctx: () => Context): void {
     .option('-p, --process <file>', 'a process.json describing the whole process')
     .option('-d, --detach', 'detach from the process')
     .option('--pid-file <path>', 'write the process id to this file')
-    .option('--process-label <label>', 'SELinux label (not supported)')
-    .option('--apparmor <profile>', 'AppArmor profile (not supported)')
+    .option('--process-label <label>', 'SELinux label for the process')
+    .option('--apparmor <profile>', 'AppArmor profile for the process')
     .option('--no-new-privs', 'set no_new_privs for the process')
     .option('-c, --cap <capability>', 'add a capability (repeatable)', collect, [])
     .option('--preserve-fds <n>', 'pass N additional file descriptors (from 3)', parseNonNegativeInt('--preserve-fds'), 0)
@@ -55,9 +55,6 @@ interface ExecFlags {
 }
 
 async function exec(c: Context, id: string, command: string[], o: ExecFlags): Promise<void> {
-  // Never a silent success for what this build cannot apply.
-  if (o.processLabel) throw new UserError('--process-label: SELinux is not supported by this build');
-  if (o.apparmor) throw new UserError('--apparmor: AppArmor is not supported by this build');
   const gids = o.additionalGids.map((g) => {
     if (!/^\d+$/.test(g)) throw new UserError(`--additional-gids: invalid value ${JSON.stringify(g)}`);
     return Number(g);
@@ -78,6 +75,8 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
       caps: o.cap,
       // commander turns --no-new-privs into newPrivs: false
       noNewPrivs: o.newPrivs === false,
+      apparmorProfile: o.apparmor,
+      selinuxLabel: o.processLabel,
     },
     consoleSocket: o.consoleSocket,
     consoleFd: channel?.theirs,

@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
 import { CAPABILITIES, NAMESPACE_TYPES } from '../oci/validate.js';
 import { OCI_VERSION } from '../oci/types.js';
+import { apparmorEnabled, selinuxEnabled } from '../plan/lsm.js';
 import { supportedMountOptions } from '../plan/mounts.js';
+import { seccompFeatures } from '../plan/seccomp.js';
 
 /**
- * The runtime-spec Features document. It claims only what this build
- * really does: seccomp, AppArmor and SELinux are not applied yet, so
- * they are reported absent or disabled.
+ * The runtime-spec Features document. It claims only what this build and
+ * this kernel really do: an LSM is "enabled" only when the kernel has it
+ * (tsrun refuses a label otherwise), and idmapped mounts, Intel RDT and the
+ * systemd cgroup driver are reported absent.
  */
 export function features(): object {
   return {
@@ -18,9 +21,11 @@ export function features(): object {
       namespaces: [...NAMESPACE_TYPES],
       capabilities: Object.keys(CAPABILITIES),
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: false },
-      seccomp: { enabled: false },
-      apparmor: { enabled: false },
-      selinux: { enabled: false },
+      // libseccomp's archs and this kernel's actions and flags (SCMP_ACT_NOTIFY is not supported yet)
+      seccomp: seccompFeatures(),
+      // Applied when the kernel has the LSM, refused with an error when not.
+      apparmor: { enabled: apparmorEnabled() },
+      selinux: { enabled: selinuxEnabled() },
       intelRdt: { enabled: false },
       mountExtensions: { idmap: { enabled: false } },
     },

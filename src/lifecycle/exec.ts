@@ -27,6 +27,8 @@ export interface ExecOverrides {
   additionalGids: number[];
   caps: string[];
   noNewPrivs?: boolean;
+  apparmorProfile?: string;
+  selinuxLabel?: string;
 }
 
 export interface ExecOptions {
@@ -80,6 +82,8 @@ export function buildProcess(base: Process, o: ExecOverrides): Process {
     proc.capabilities = caps;
   }
   if (o.noNewPrivs) proc.noNewPrivileges = true;
+  if (o.apparmorProfile !== undefined) proc.apparmorProfile = o.apparmorProfile;
+  if (o.selinuxLabel !== undefined) proc.selinuxLabel = o.selinuxLabel;
   return validateProcess(proc, 'exec', 'process');
 }
 

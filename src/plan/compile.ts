@@ -5,11 +5,13 @@
  */
 import path from 'node:path';
 import type { Spec } from '../oci/types.js';
-import { MS, O, PR, SIGKILL } from './linux.js';
+import { CLONE, MS, O, PR, SIGKILL } from './linux.js';
 import { devOps, hardeningOps, mountOps, type CgroupMountSource } from './mounts.js';
 import { namespaceSetup } from './namespaces.js';
 import { PIVOT_NO_PIVOT, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
+import { checkMountLabel, lsmOps } from './lsm.js';
 import { execOp, identityOps, resolveExecOp, rlimitOps } from './process.js';
+import { compileSeccomp, seccompOp } from './seccomp.js';
 
 export interface CompileOptions {
   bundle: string;
@@ -49,6 +51,9 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   const proc = spec.process!;
   const rootfs = path.resolve(opts.bundle, spec.root!.path);
   const ns = namespaceSetup(spec);
+  checkMountLabel(spec.linux?.mountLabel);
+  // Built here, before clone (libseccomp allocates); loaded by the init below.
+  const seccomp = compileSeccomp(spec.linux?.seccomp);
   const ops: PlanOp[] = [];
   const add = (...o: PlanOp[]) => ops.push(...o);
 
@@ -66,6 +71,8 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   // 3. The runtime places us in our cgroups and writes our id maps.
   add({ code: Op.SYNC, a: SyncTag.CLONED, what: 'wait for cgroup placement and id maps' });
   add(...ns.afterMapOps);
+  // A new network namespace starts with lo down; runc brings it up.
+  if (ns.cloneFlags & CLONE.NEWNET) add({ code: Op.LOOPBACK_UP, what: 'bring up the loopback interface' });
 
   // 4. The root filesystem, still seen from the runtime's mount tree.
   const propagation = spec.linux?.rootfsPropagation ? ROOT_PROPAGATION[spec.linux.rootfsPropagation] : 0;
@@ -103,6 +110,7 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
     userns: ns.newUserns || ns.joinsUserns,
     cgroupns: ns.cgroupns,
     cgroups: opts.cgroups,
+    mountLabel: spec.linux?.mountLabel,
     warn: (m: string) => warnings.push(m),
   };
   add(...mountOps(spec, mountCtx));
@@ -160,6 +168,18 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   // 8. The process: session, limits, identity, then wait for start and exec.
   add({ code: Op.SETSID, what: proc.terminal ? 'make the console the controlling terminal' : 'create a session' });
   add(...rlimitOps(proc));
+  // LSM labels before the identity switch, where runc applies them.
+  add(...lsmOps({ apparmorProfile: proc.apparmorProfile, selinuxLabel: proc.selinuxLabel, file: 'config.json', prefix: 'process.' }));
+  // Seccomp goes where runc's libcontainer/standard_init_linux.go puts it
+  // (linuxStandardInit.Init), after the LSM labels: "Without NoNewPrivileges
+  // seccomp is a privileged operation, so we need to do this before dropping
+  // capabilities" — before finalizeNamespace (bounding set, groups, uid/gid,
+  // cwd, capabilities), i.e. while CAP_SYS_ADMIN is held. Every later op then
+  // runs under the filter, as runc's Go code does: prctl, setgroups,
+  // setresgid/setresuid, chdir, getcwd, capset, umask, the executable lookup
+  // (stat, access), then the start wait (prctl, sendto on the sync socket,
+  // openat/write/close of the exec fifo) and execve.
+  if (seccomp && !proc.noNewPrivileges) add(seccompOp(seccomp));
   add(...identityOps(proc, { capLastCap: opts.capLastCap }));
   add(resolveExecOp(proc));
   if (opts.mode === 'create') {
@@ -170,6 +190,19 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
     // exits at once; a killed `run` leaves it to its subreaper).
     add({ code: Op.PRCTL, a: PR.SET_PDEATHSIG, b: 0, what: 'clear parent death signal' });
   }
+  // With no_new_privs (set last by identityOps) no privilege is needed, so
+  // the filter is loaded as late as possible: after the start wait, right
+  // before execve, which is then the only syscall the executor makes under it
+  // (and, if execve fails, sendto of the error and exit_group). runc loads it
+  // a little earlier ("Set seccomp as close to execve as possible", after
+  // exec.LookPath but before the exec fifo is opened, because it must pass a
+  // notify fd to the parent first); here the start wait's own syscalls
+  // (prctl, sendto, openat/write/close of the fifo) stay outside the filter,
+  // so a profile that blocks them still starts — it only ever confines the
+  // container's process. The seccomp flags and actions were checked against
+  // the kernel when the filter was built, so the load does not fail after
+  // `start` for a reason `create` could have reported.
+  if (seccomp && proc.noNewPrivileges) add(seccompOp(seccomp));
   add(execOp(proc));
 
   return { plan: { cloneFlags: ns.cloneFlags, intermediateOps, ops }, warnings };

@@ -10,6 +10,8 @@ import type { Process, Spec } from '../oci/types.js';
 import { O, PR } from './linux.js';
 import { JOIN_ORDER, NAMESPACE_FLAG, PROC_NS_NAME } from './namespaces.js';
 import { CONSOLE_NO_DEVCONSOLE, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
+import { lsmOps } from './lsm.js';
+import { compileSeccomp, seccompOp } from './seccomp.js';
 import { execOp, identityOps, resolveExecOp, rlimitOps } from './process.js';
 
 export interface ExecPlanOptions {
@@ -20,6 +22,9 @@ export interface ExecPlanOptions {
 }
 
 export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): Plan {
+  // The container's filter applies to exec'd processes too, at the same two
+  // points as for the init (runc's setns_init_linux.go).
+  const seccomp = compileSeccomp(spec.linux?.seccomp);
   const ops: PlanOp[] = [];
   const add = (...o: PlanOp[]) => ops.push(...o);
   add({ code: Op.PRCTL, a: PR.SET_DUMPABLE, b: 0, what: 'make the exec process non-dumpable' });
@@ -46,8 +51,11 @@ export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): P
   }
   add({ code: Op.SETSID, what: proc.terminal ? 'make the terminal the controlling terminal' : 'create a session' });
   add(...rlimitOps(proc));
+  add(...lsmOps({ apparmorProfile: proc.apparmorProfile, selinuxLabel: proc.selinuxLabel, file: 'exec', prefix: 'process.' }));
+  if (seccomp && !proc.noNewPrivileges) add(seccompOp(seccomp));
   add(...identityOps(proc, { capLastCap: opts.capLastCap }));
   add(resolveExecOp(proc));
+  if (seccomp && proc.noNewPrivileges) add(seccompOp(seccomp));
   add(execOp(proc));
   return { cloneFlags: 0, intermediateOps, ops };
 }

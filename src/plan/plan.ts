@@ -40,6 +40,7 @@ export const Op = {
   EXEC: 31,
   REPORT_READY: 32,
   DUP2: 40,
+  LOOPBACK_UP: 41,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 

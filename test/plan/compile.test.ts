@@ -156,6 +156,7 @@ function expectedDefault(mode: 'create' | 'run'): Omit<PlanOp, 'what' | 'enoent'
     { code: Op.PRCTL, a: PR_SET_PDEATHSIG, b: 9 },
     { code: Op.CLOSE_FDS, a: 3 },
     { code: Op.SYNC, a: SYNC_CLONED },
+    { code: Op.LOOPBACK_UP },
     { code: Op.MOUNT, a: MS_SLAVE | MS_REC, s: [u, '/', u, u] },
     { code: Op.MOUNT, a: MS_PRIVATE, s: [u, '/', u, u] },
     { code: Op.MOUNT, a: MS_BIND | MS_REC, s: [rootfs, rootfs, 'bind', u] },
@@ -227,7 +228,9 @@ function expectedDefault(mode: 'create' | 'run'): Omit<PlanOp, 'what' | 'enoent'
     { code: Op.CAPSET, a: DEFAULT_CAPS, b: DEFAULT_CAPS, c: 0n },
     { code: Op.PRCTL, a: PR_SET_NO_NEW_PRIVS, b: 1 },
     { code: Op.RESOLVE_EXEC, s: ['sh', DEFAULT_PATH] },
-    mode === 'create' ? { code: Op.WAIT_START, s: [EXEC_FIFO] } : { code: Op.SYNC, a: SYNC_START },
+    ...(mode === 'create'
+      ? [{ code: Op.WAIT_START, s: [EXEC_FIFO] }]
+      : [{ code: Op.SYNC, a: SYNC_START }, { code: Op.PRCTL, a: PR_SET_PDEATHSIG, b: 0 }]),
     { code: Op.EXEC, l: [['sh'], [`PATH=${DEFAULT_PATH}`, 'TERM=xterm']] },
   ];
 }
@@ -253,8 +256,9 @@ t.test('default spec, run: no state dir, SYNC(START) instead of WAIT_START', asy
   t.strictSame(plan.ops.map(bare), expectedDefault('run'));
   t.notOk(plan.ops.some((o) => o.code === Op.WAIT_START), 'no WAIT_START');
   t.notOk(plan.ops.some((o) => o.code === Op.OPEN_SLOT && o.a === SLOT_STATE_DIR), 'no state dir slot');
-  t.strictSame(codes(plan.ops.slice(-3)), ['RESOLVE_EXEC', 'SYNC', 'EXEC']);
-  t.equal(plan.ops.at(-2)!.a, SYNC_START);
+  t.strictSame(codes(plan.ops.slice(-4)), ['RESOLVE_EXEC', 'SYNC', 'PRCTL', 'EXEC']);
+  t.equal(plan.ops.at(-3)!.a, SYNC_START);
+  t.strictSame(plan.ops.at(-2), { code: Op.PRCTL, a: PR_SET_PDEATHSIG, b: 0, what: 'clear parent death signal' }, 'started: the init outlives run');
 });
 
 t.test('the init sequence, step by step, as landmarks', async (t) => {
@@ -307,15 +311,17 @@ t.test('--preserve-fds: CLOSE_FDS keeps [3, 3+n)', async (t) => {
 
 t.test('rootfsParentMount is made private', async (t) => {
   const { plan } = build(spec(), { rootfsParentMount: '/var/lib' });
-  t.strictSame(bare(plan.ops[5]), { code: Op.MOUNT, a: MS_PRIVATE, s: [undefined, '/var/lib', undefined, undefined] });
-  t.equal(plan.ops[5].what, 'make /var/lib private');
+  const op = plan.ops[indexOf(plan.ops, (o) => o.code === Op.MOUNT && o.a === MS_PRIVATE)];
+  t.strictSame(bare(op), { code: Op.MOUNT, a: MS_PRIVATE, s: [undefined, '/var/lib', undefined, undefined] });
+  t.equal(op.what, 'make /var/lib private');
 });
 
 t.test('root.path relative to the bundle, or absolute', async (t) => {
   const s = spec();
   s.root = { path: rootfs, readonly: false };
   const { plan } = build(s);
-  t.strictSame(plan.ops[6].s, [rootfs, rootfs, 'bind', undefined], 'absolute root.path kept');
+  const bind = plan.ops[indexOf(plan.ops, (o) => o.code === Op.MOUNT && o.a === (MS_BIND | MS_REC))];
+  t.strictSame(bind.s, [rootfs, rootfs, 'bind', undefined], 'absolute root.path kept');
   t.notOk(
     plan.ops.some((o) => o.code === Op.MOUNT && typeof o.a === 'number' && o.a & MS_REMOUNT),
     'root.readonly false: no read-only remount of /',
@@ -799,12 +805,14 @@ t.test('rootfsPropagation: applied to / before and after pivot_root', async (t) 
   s.linux!.rootfsPropagation = 'rshared';
   s.root!.readonly = false;
   const { plan } = build(s);
-  t.strictSame(bare(plan.ops[4]), { code: Op.MOUNT, a: MS_SHARED | MS_REC, s: [undefined, '/', undefined, undefined] });
+  // The first MOUNT of the plan sets the propagation of /.
+  const firstMount = (p: typeof plan) => p.ops[indexOf(p.ops, (o) => o.code === Op.MOUNT)];
+  t.strictSame(bare(firstMount(plan)), { code: Op.MOUNT, a: MS_SHARED | MS_REC, s: [undefined, '/', undefined, undefined] });
   const pivot = indexOf(plan.ops, (o) => o.code === Op.PIVOT_ROOT);
   t.strictSame(bare(plan.ops[pivot + 1]), { code: Op.MOUNT, a: MS_SHARED | MS_REC, s: [undefined, '/', undefined, undefined] });
   const priv = spec();
   priv.linux!.rootfsPropagation = 'private';
-  t.equal(build(priv).plan.ops[4].a, MS_PRIVATE);
+  t.equal(firstMount(build(priv).plan).a, MS_PRIVATE);
 });
 
 t.test('terminal → CONSOLE op after the devices, before the hostname', async (t) => {
