@@ -194,13 +194,27 @@ static int openat2_in_root(int root, const char* path, int flags, mode_t mode) {
 
 // mkdir -p of `rel` inside root (every component resolved inside root), and
 // for the last component a directory or an empty file. Returns 0 or -1/errno.
+// The length of `s` without trailing slashes, copied into out (which must hold PATH_MAX).
+static size_t copy_trimmed(char* out, size_t cap, const char* s) {
+  while (*s == '/') s++;
+  size_t len = strlen(s);
+  if (len >= cap) return (size_t)-1;
+  memcpy(out, s, len + 1);
+  while (len > 0 && out[len - 1] == '/') out[--len] = 0;
+  return len;
+}
+
+// mkdir -p of `rel` inside root (every component resolved inside root), and
+// for the last component a directory or an empty file. A component that is a
+// dangling symlink is followed, inside the root, and its target created (as
+// runc's securejoin MkdirAll does): "/evil -> /tmp/x" makes rootfs/tmp/x.
+// Returns 0 or -1/errno.
 static int ensure_in_root(int root, const char* rel, bool last_is_file) {
   char buf[4096];
-  while (*rel == '/') rel++;
-  size_t len = strlen(rel);
-  if (len >= sizeof(buf)) { errno = ENAMETOOLONG; return -1; }
-  memcpy(buf, rel, len + 1);
-  while (len > 0 && buf[len - 1] == '/') buf[--len] = 0;
+  size_t len = copy_trimmed(buf, sizeof(buf), rel);
+  if (len == (size_t)-1) { errno = ENAMETOOLONG; return -1; }
+  int links = 0;
+restart:
   if (len == 0) return 0;
   size_t start = 0;
   while (start < len) {
@@ -223,6 +237,35 @@ static int ensure_in_root(int root, const char* rel, bool last_is_file) {
         buf[start - 1] = '/';
       }
       if (parent < 0) return -1;
+      char target[4096];
+      ssize_t tl = readlinkat(parent, buf + start, target, sizeof(target) - 1);
+      if (tl >= 0) {
+        // A dangling symlink: continue with its target in place of it.
+        close(parent);
+        if (++links > 40) { errno = ELOOP; return -1; }
+        target[tl] = 0;
+        char next[4096];
+        size_t n = 0;
+        if (target[0] != '/' && start > 0) {  // relative: from the link's directory
+          memcpy(next, buf, start);
+          n = start;
+        }
+        size_t t = strlen(target);
+        const char* rest = last ? "" : buf + end + 1;
+        size_t r = strlen(rest);
+        if (n + t + 1 + r >= sizeof(next)) { errno = ENAMETOOLONG; return -1; }
+        memcpy(next + n, target, t);
+        n += t;
+        if (r) {
+          next[n++] = '/';
+          memcpy(next + n, rest, r);
+          n += r;
+        }
+        next[n] = 0;
+        len = copy_trimmed(buf, sizeof(buf), next);
+        if (len == (size_t)-1) { errno = ENAMETOOLONG; return -1; }
+        goto restart;
+      }
       int r;
       if (last && last_is_file) {
         r = openat(parent, buf + start, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -675,13 +718,18 @@ static int run_op(PreparedPlan* p, uint32_t i) {
       umask((mode_t)o.op.a);
       return 0;
     case OP_CHDIR: {
-      if (chdir(o.s[0]) < 0) return -1;
+      if (p->cwd_done) return 0;
+      if (chdir(o.s[0]) < 0) {
+        if ((o.op.flags & CHDIR_AS_ROOT) && (errno == EACCES || errno == EPERM)) return 0;
+        return -1;
+      }
       // A cwd reached through a leaked host fd (CVE-2024-21626) is outside our
       // root; the raw syscall reports it as "(unreachable)/...".
       char cwd[4096];
       long r = syscall(SYS_getcwd, cwd, sizeof(cwd));
       if (r < 0) return -1;
       if (cwd[0] != '/') { errno = EXDEV; return -1; }
+      p->cwd_done = true;
       return 0;
     }
     case OP_SECCOMP: {
@@ -712,6 +760,8 @@ static int run_op(PreparedPlan* p, uint32_t i) {
       errno = e;
       return r;
     }
+    case OP_MKDIR_IN_ROOT:
+      return ensure_in_root(p->slots[SLOT_ROOT], o.s[1], false);
     case OP_DUP2:
       return dup2((int)o.op.a, (int)o.op.b) < 0 ? -1 : 0;
     case OP_REPORT_READY:

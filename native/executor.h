@@ -25,6 +25,7 @@ struct PreparedPlan {
   PreparedOp* ops;
   char** list_storage;  // owned pointer arrays for lists
   int slots[SLOT_COUNT];
+  bool cwd_done;        // an OP_CHDIR succeeded (the later one is skipped)
   char exec_path[4096]; // filled by OP_RESOLVE_EXEC in the child
 };
 

@@ -94,6 +94,7 @@ enum PlanOpCode : uint32_t {
   OP_REPORT_READY = 32,   // report ready without waiting (run, exec)
   OP_DUP2 = 40,           // dup2(a, b): a hook's stdin and output
   OP_LOOPBACK_UP = 41,    // set IFF_UP on lo in our (new) network namespace
+  OP_MKDIR_IN_ROOT = 42,  // mkdir -p s1 inside root (a missing cwd, as runc creates it)
 };
 
 enum MountFlags : uint32_t {
@@ -106,6 +107,9 @@ enum MountFlags : uint32_t {
 
 // Op flag for OP_PIVOT_ROOT.
 #define PIVOT_NO_PIVOT 1u
+// Op flag for OP_CHDIR: a first try while still root; EACCES leaves the cwd
+// to the CHDIR after the user switch (runc tries before and after).
+#define CHDIR_AS_ROOT 1u
 // Op flag for OP_CONSOLE: an exec'd process gets a pty but leaves the
 // container's /dev/console alone.
 #define CONSOLE_NO_DEVCONSOLE 1u

@@ -109,6 +109,7 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
     bundle: opts.bundle,
     userns: ns.newUserns || ns.joinsUserns,
     cgroupns: ns.cgroupns,
+    ownNetns: (ns.cloneFlags & CLONE.NEWNET) !== 0,
     cgroups: opts.cgroups,
     mountLabel: spec.linux?.mountLabel,
     warn: (m: string) => warnings.push(m),
@@ -145,6 +146,8 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
     });
   }
   add(...hardeningOps(spec));
+  // A cwd missing from the image is created, as runc does.
+  add({ code: Op.MKDIR_IN_ROOT, s: [undefined, proc.cwd], what: `create cwd ${proc.cwd}` });
 
   // 6. Hooks that must see the container's namespaces before pivot_root.
   if (spec.hooks?.createRuntime?.length || spec.hooks?.createContainer?.length || spec.hooks?.prestart?.length) {

@@ -100,9 +100,16 @@ export interface MountContext {
   bundle: string;
   userns: boolean;
   cgroupns: boolean;
+  /** a new network namespace is created with the container (a user namespace then owns it) */
+  ownNetns: boolean;
   cgroups: CgroupMountSource;
+  /** linux.mountLabel (only set when SELinux is enabled: compile checks) */
+  mountLabel?: string;
   warn(msg: string): void;
 }
+
+// Filesystems that take an SELinux context= option for the container's label.
+const LABELLED_FS = new Set(['tmpfs', 'devpts', 'mqueue']);
 
 function isBind(m: Mount, o: ParsedOptions): boolean {
   return o.bind || m.type === 'bind';
@@ -127,7 +134,9 @@ export function mountOps(spec: Spec, ctx: MountContext): PlanOp[] {
     for (const opt of m.options ?? []) {
       if (UNSUPPORTED_OPTIONS.has(opt)) ctx.warn(`mounts[${i}]: option "${opt}" is not supported and was ignored`);
     }
-    const data = o.data.filter((d) => !UNSUPPORTED_OPTIONS.has(d)).join(',') || undefined;
+    const dataOpts = o.data.filter((d) => !UNSUPPORTED_OPTIONS.has(d));
+    if (ctx.mountLabel && LABELLED_FS.has(m.type ?? '')) dataOpts.push(`context="${ctx.mountLabel}"`);
+    const data = dataOpts.join(',') || undefined;
     const dest = m.destination;
     if (m.type === 'cgroup' || m.type === 'cgroup2') {
       ops.push(...cgroupMountOps(dest, o, ctx));
@@ -157,7 +166,7 @@ export function mountOps(spec: Spec, ctx: MountContext): PlanOp[] {
     }
     // sysfs cannot be mounted from a user namespace that does not own the
     // network namespace; runc falls back to a recursive bind of the host's.
-    if (m.type === 'sysfs' && ctx.userns) {
+    if (m.type === 'sysfs' && ctx.userns && !ctx.ownNetns) {
       ops.push({
         code: Op.MOUNT_IN_ROOT,
         flags: MountFlag.CREATE_DIR,

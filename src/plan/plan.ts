@@ -41,6 +41,7 @@ export const Op = {
   REPORT_READY: 32,
   DUP2: 40,
   LOOPBACK_UP: 41,
+  MKDIR_IN_ROOT: 42,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
@@ -58,6 +59,7 @@ export const MountFlag = {
 
 export const PIVOT_NO_PIVOT = 1;
 export const CONSOLE_NO_DEVCONSOLE = 1;
+export const CHDIR_AS_ROOT = 1;
 
 /** Tags of the sync points the runtime process acts on. */
 export const SyncTag = {

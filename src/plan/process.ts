@@ -7,7 +7,7 @@
 import type { Process } from '../oci/types.js';
 import { CAPABILITIES, RLIMITS } from '../oci/validate.js';
 import { PR } from './linux.js';
-import { Op, type PlanOp } from './plan.js';
+import { CHDIR_AS_ROOT, Op, type PlanOp } from './plan.js';
 
 export function capMask(names: string[] | undefined): bigint {
   let mask = 0n;
@@ -45,6 +45,9 @@ export function identityOps(proc: Process, opts: IdentityOptions): PlanOp[] {
     b: opts.capLastCap,
     what: 'drop capabilities from the bounding set',
   });
+  // cwd first as root (the user may not be allowed into it, runc enters it
+  // anyway); the CHDIR after the user switch only runs if that failed.
+  ops.push({ code: Op.CHDIR, flags: CHDIR_AS_ROOT, s: [proc.cwd], what: `chdir to cwd ${JSON.stringify(proc.cwd)}` });
   const gids = proc.user.additionalGids ?? [];
   ops.push({ code: Op.SETGROUPS, l: [gids.map(String)], what: `set additional groups [${gids.join(' ')}]` });
   ops.push({
@@ -65,9 +68,9 @@ export function identityOps(proc: Process, opts: IdentityOptions): PlanOp[] {
   // inheritable; runc drops the others without failing, and so do we.
   const ambient = capMask(caps.ambient) & capMask(caps.permitted) & capMask(caps.inheritable);
   if (ambient) ops.push({ code: Op.CAP_AMBIENT, a: ambient, what: 'raise ambient capabilities' });
-  if (proc.user.umask !== undefined) {
-    ops.push({ code: Op.UMASK, a: proc.user.umask, what: `set umask ${proc.user.umask.toString(8)}` });
-  }
+  // runc sets 0022 when the config has no umask, rather than inheriting ours.
+  const umask = proc.user.umask ?? 0o022;
+  ops.push({ code: Op.UMASK, a: umask, what: `set umask ${umask.toString(8).padStart(4, '0')}` });
   if (proc.noNewPrivileges) {
     ops.push({ code: Op.PRCTL, a: PR.SET_NO_NEW_PRIVS, b: 1, what: 'set no_new_privs' });
   }

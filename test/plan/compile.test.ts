@@ -52,6 +52,7 @@ const MNT_CREATE_DIR = 1;
 const MNT_CREATE_FILE = 2;
 const MNT_BIND = 4;
 const SYNC_CLONED = 1;
+const CHDIR_AS_ROOT = 1;
 const SYNC_PRE_PIVOT = 2;
 const SYNC_START = 3;
 const PIVOT_NO_PIVOT = 1;
@@ -217,15 +218,18 @@ function expectedDefault(mode: 'create' | 'run'): Omit<PlanOp, 'what' | 'enoent'
     { code: Op.SETHOSTNAME, s: ['tsrun'] },
     ...READONLY.map((p) => ({ code: Op.READONLY_IN_ROOT, s: [u, p] })),
     ...MASKED.map((p) => ({ code: Op.MASK_IN_ROOT, s: [u, p] })),
+    { code: Op.MKDIR_IN_ROOT, s: [u, '/'] },
     { code: Op.PIVOT_ROOT, flags: 0 },
     { code: Op.MOUNT, a: MS_REMOUNT | MS_BIND | MS_RDONLY, s: [u, '/', u, u] },
     { code: Op.SETSID },
     { code: Op.SETRLIMIT, a: 7, b: 1024n, c: 1024n },
     { code: Op.CAP_BOUNDING, a: DEFAULT_CAPS, b: 40 },
+    { code: Op.CHDIR, flags: CHDIR_AS_ROOT, s: ['/'] },
     { code: Op.SETGROUPS, l: [[]] },
     { code: Op.SETUSER, a: 0, b: 0 },
     { code: Op.CHDIR, s: ['/'] },
     { code: Op.CAPSET, a: DEFAULT_CAPS, b: DEFAULT_CAPS, c: 0n },
+    { code: Op.UMASK, a: 0o022 },
     { code: Op.PRCTL, a: PR_SET_NO_NEW_PRIVS, b: 1 },
     { code: Op.RESOLVE_EXEC, s: ['sh', DEFAULT_PATH] },
     ...(mode === 'create'
@@ -286,7 +290,7 @@ t.test('the init sequence, step by step, as landmarks', async (t) => {
     at((o) => o.code === Op.CAP_BOUNDING, 'bounding'),
     at((o) => o.code === Op.SETGROUPS, 'setgroups'),
     at((o) => o.code === Op.SETUSER, 'setuser'),
-    at((o) => o.code === Op.CHDIR, 'chdir'),
+    at((o) => o.code === Op.CHDIR && !o.flags, 'chdir'),
     at((o) => o.code === Op.CAPSET, 'capset'),
     at((o) => o.code === Op.PRCTL && o.a === PR_SET_NO_NEW_PRIVS, 'no_new_privs'),
     at((o) => o.code === Op.RESOLVE_EXEC, 'resolve exec'),
@@ -299,7 +303,8 @@ t.test('the init sequence, step by step, as landmarks', async (t) => {
   const lastMount = ops.findLastIndex((o) => o.code === Op.MOUNT_IN_ROOT);
   t.ok(lastMount < landmarks[6], 'all mounts before devices');
   const lastMask = ops.findLastIndex((o) => o.code === Op.MASK_IN_ROOT);
-  t.equal(lastMask + 1, landmarks[10], 'pivot_root right after the last mask (no hooks)');
+  t.equal(ops[lastMask + 1].code, Op.MKDIR_IN_ROOT, 'the cwd is created after the masks');
+  t.equal(lastMask + 2, landmarks[10], 'then pivot_root (no hooks)');
 });
 
 t.test('--preserve-fds: CLOSE_FDS keeps [3, 3+n)', async (t) => {
@@ -514,8 +519,18 @@ t.test('a new user namespace', async (t) => {
     DEVICES.map(([p]) => ({ code: Op.MOUNT_IN_ROOT, flags: MNT_CREATE_FILE | MNT_BIND, a: MS_BIND, s: [p, p] })),
     'each device is a bind of the host node',
   );
+  t.equal(
+    plan.ops.find((o) => o.s?.[1] === '/sys')!.s?.[2],
+    'sysfs',
+    'with its own network namespace the user namespace mounts a real sysfs',
+  );
+  const shared = spec();
+  shared.linux!.namespaces = shared.linux!.namespaces!.filter((n) => n.type !== 'network');
+  shared.linux!.namespaces.push({ type: 'user' });
+  shared.linux!.uidMappings = s.linux!.uidMappings;
+  shared.linux!.gidMappings = s.linux!.gidMappings;
   t.strictSame(
-    bare(plan.ops.find((o) => o.s?.[1] === '/sys')!),
+    bare(build(shared).plan.ops.find((o) => o.s?.[1] === '/sys')!),
     {
       code: Op.MOUNT_IN_ROOT,
       flags: MNT_CREATE_DIR,
@@ -524,7 +539,7 @@ t.test('a new user namespace', async (t) => {
       c: MS_REMOUNT | MS_BIND | MS_REC | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
       s: ['/sys', '/sys', undefined, undefined],
     },
-    'sysfs becomes a read-only rbind of the host /sys',
+    "without one (the host's network namespace) sysfs becomes a read-only rbind of the host /sys, as in runc",
   );
 });
 
@@ -774,7 +789,7 @@ t.test('user, groups, cwd, umask, env PATH', async (t) => {
   ], 'the last PATH wins; no PRCTL(NO_NEW_PRIVS) when noNewPrivileges is false');
   t.equal(plan.ops[from].what, 'set additional groups [5 100]');
   t.equal(plan.ops[from + 2].what, 'chdir to cwd "/home/user"');
-  t.equal(plan.ops[from + 4].what, 'set umask 27');
+  t.equal(plan.ops[from + 4].what, 'set umask 0027');
   t.equal(plan.ops[from + 5].enoent, 'exec: "app": executable file not found in $PATH');
   const noPath = spec();
   noPath.process!.env = ['TERM=xterm'];
@@ -785,7 +800,8 @@ t.test('noNewPrivileges → PRCTL 38 after the capabilities', async (t) => {
   const { plan } = build(spec());
   const i = indexOf(plan.ops, (o) => o.code === Op.PRCTL && o.a === 38);
   t.strictSame(bare(plan.ops[i]), { code: Op.PRCTL, a: 38, b: 1 });
-  t.equal(plan.ops[i - 1].code, Op.CAPSET);
+  t.equal(plan.ops[i - 1].code, Op.UMASK, 'after the umask (0022 by default, as runc)');
+  t.equal(plan.ops[i - 2].code, Op.CAPSET);
   t.equal(plan.ops[i + 1].code, Op.RESOLVE_EXEC);
 });
 
@@ -843,7 +859,8 @@ t.test('hooks → SYNC(PRE_PIVOT) right before PIVOT_ROOT', async (t) => {
     const { plan } = build(s);
     const pivot = indexOf(plan.ops, (o) => o.code === Op.PIVOT_ROOT);
     t.strictSame(bare(plan.ops[pivot - 1]), { code: Op.SYNC, a: SYNC_PRE_PIVOT }, kind);
-    t.equal(plan.ops[pivot - 2].code, Op.MASK_IN_ROOT, `${kind}: after the hardening`);
+    t.equal(plan.ops[pivot - 2].code, Op.MKDIR_IN_ROOT, `${kind}: after the cwd is created`);
+    t.equal(plan.ops[pivot - 3].code, Op.MASK_IN_ROOT, `${kind}: after the hardening`);
   }
   for (const kind of ['startContainer', 'poststart', 'poststop'] as const) {
     const s = spec();
