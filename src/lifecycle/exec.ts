@@ -132,6 +132,7 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
 
   const plan = compileExec(rec.config, proc, {
     initPid: rec.pid,
+    rootfs: rec.rootfs,
     preserveFds: opts.preserveFds,
     capLastCap: capLastCap(),
   });

@@ -206,7 +206,7 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   // the kernel when the filter was built, so the load does not fail after
   // `start` for a reason `create` could have reported.
   if (seccomp && proc.noNewPrivileges) add(seccompOp(seccomp));
-  add(execOp(proc));
+  add(execOp(proc, rootfs));
 
   return { plan: { cloneFlags: ns.cloneFlags, intermediateOps, ops }, warnings };
 }

@@ -19,6 +19,8 @@ export interface ExecPlanOptions {
   initPid: number;
   preserveFds: number;
   capLastCap: number;
+  /** the container's rootfs on the host, for HOME from its /etc/passwd */
+  rootfs?: string;
 }
 
 export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): Plan {
@@ -56,6 +58,6 @@ export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): P
   add(...identityOps(proc, { capLastCap: opts.capLastCap }));
   add(resolveExecOp(proc));
   if (seccomp && proc.noNewPrivileges) add(seccompOp(seccomp));
-  add(execOp(proc));
+  add(execOp(proc, opts.rootfs));
   return { cloneFlags: 0, intermediateOps, ops };
 }

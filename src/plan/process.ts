@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 /**
  * The process half of the plan: rlimits, user and groups, capabilities,
  * cwd, umask, no_new_privs and the exec itself, in runc's order (bounding set
@@ -87,7 +89,35 @@ export function resolveExecOp(proc: Process): PlanOp {
   };
 }
 
-export function execOp(proc: Process): PlanOp {
+export function execOp(proc: Process, rootfs?: string): PlanOp {
   const args = proc.args ?? [];
-  return { code: Op.EXEC, l: [args, proc.env ?? []], what: `exec ${JSON.stringify(args[0] ?? '')}` };
+  return { code: Op.EXEC, l: [args, withHome(proc, rootfs)], what: `exec ${JSON.stringify(args[0] ?? '')}` };
+}
+
+/**
+ * runc adds HOME when the config's env has none: the user's home directory
+ * from the image's /etc/passwd, or "/". The file is read from the host side
+ * before clone, so a symlink anywhere on its path (which could point out of
+ * the rootfs) means "not found" rather than being followed.
+ */
+export function withHome(proc: Process, rootfs?: string): string[] {
+  const env = proc.env ?? [];
+  if (env.some((e) => e.startsWith('HOME='))) return env;
+  return [...env, `HOME=${homeOf(proc.user.uid, rootfs)}`];
+}
+
+function homeOf(uid: number, rootfs: string | undefined): string {
+  if (!rootfs) return '/';
+  try {
+    for (const p of ['etc', 'etc/passwd']) {
+      if (fs.lstatSync(path.join(rootfs, p)).isSymbolicLink()) return '/';
+    }
+    for (const line of fs.readFileSync(path.join(rootfs, 'etc/passwd'), 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 7 && f[2] === String(uid) && f[5].startsWith('/')) return f[5];
+    }
+  } catch {
+    /* no passwd file: "/" */
+  }
+  return '/';
 }

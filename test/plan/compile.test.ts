@@ -235,7 +235,8 @@ function expectedDefault(mode: 'create' | 'run'): Omit<PlanOp, 'what' | 'enoent'
     ...(mode === 'create'
       ? [{ code: Op.WAIT_START, s: [EXEC_FIFO] }]
       : [{ code: Op.SYNC, a: SYNC_START }, { code: Op.PRCTL, a: PR_SET_PDEATHSIG, b: 0 }]),
-    { code: Op.EXEC, l: [['sh'], [`PATH=${DEFAULT_PATH}`, 'TERM=xterm']] },
+    // runc adds HOME (from the image's /etc/passwd; this rootfs has none: "/")
+    { code: Op.EXEC, l: [['sh'], [`PATH=${DEFAULT_PATH}`, 'TERM=xterm', 'HOME=/']] },
   ];
 }
 
@@ -768,6 +769,25 @@ t.test('rlimit RLIM_INFINITY (18446744073709551615 in config.json) compiles and 
   }
 });
 
+t.test('HOME from the image passwd, never through a symlink', async (t) => {
+  const passwd = path.join(rootfs, 'etc', 'passwd');
+  fs.mkdirSync(path.dirname(passwd), { recursive: true });
+  fs.writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n');
+  const envOf = (mutate: (s: Spec) => void) => {
+    const s = spec();
+    mutate(s);
+    return build(s).plan.ops.at(-1)!.l![1];
+  };
+  t.same(envOf(() => {}).at(-1), 'HOME=/root', 'root: /root');
+  t.same(envOf((s) => (s.process!.user = { uid: 1000, gid: 1000 })).at(-1), 'HOME=/home/u', 'uid 1000: its home');
+  t.same(envOf((s) => (s.process!.user = { uid: 4242, gid: 1000 })).at(-1), 'HOME=/', 'unknown uid: /');
+  t.notOk(envOf((s) => s.process!.env!.push('HOME=/mine')).includes('HOME=/root'), 'a HOME in the config wins');
+  fs.rmSync(passwd);
+  fs.symlinkSync('/etc/passwd', passwd);
+  t.same(envOf(() => {}).at(-1), 'HOME=/', 'a symlinked passwd is not followed (it could point at the host)');
+  fs.rmSync(passwd);
+});
+
 t.test('user, groups, cwd, umask, env PATH', async (t) => {
   const s = spec();
   s.process!.user = { uid: 1000, gid: 1001, additionalGids: [5, 100], umask: 0o27 };
@@ -785,7 +805,7 @@ t.test('user, groups, cwd, umask, env PATH', async (t) => {
     { code: Op.UMASK, a: 0o27 },
     { code: Op.RESOLVE_EXEC, s: ['app', '/opt/bin:/bin'] },
     { code: Op.WAIT_START, s: ['exec.fifo'] },
-    { code: Op.EXEC, l: [['app', '--flag'], ['PATH=/first', 'A=1', 'PATH=/opt/bin:/bin']] },
+    { code: Op.EXEC, l: [['app', '--flag'], ['PATH=/first', 'A=1', 'PATH=/opt/bin:/bin', 'HOME=/']] },
   ], 'the last PATH wins; no PRCTL(NO_NEW_PRIVS) when noNewPrivileges is false');
   t.equal(plan.ops[from].what, 'set additional groups [5 100]');
   t.equal(plan.ops[from + 2].what, 'chdir to cwd "/home/user"');
