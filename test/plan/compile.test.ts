@@ -776,7 +776,7 @@ t.test('HOME from the image passwd, never through a symlink', async (t) => {
   const envOf = (mutate: (s: Spec) => void) => {
     const s = spec();
     mutate(s);
-    return build(s).plan.ops.at(-1)!.l![1];
+    return build(s).plan.ops.at(-1)!.l![1]!;
   };
   t.same(envOf(() => {}).at(-1), 'HOME=/root', 'root: /root');
   t.same(envOf((s) => (s.process!.user = { uid: 1000, gid: 1000 })).at(-1), 'HOME=/home/u', 'uid 1000: its home');
