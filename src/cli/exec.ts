@@ -2,11 +2,10 @@ import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { execProcess } from '../lifecycle/exec.js';
 import fs from 'node:fs';
-import { native } from '../native.js';
+import { waitForeground } from '../lifecycle/foreground.js';
 import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
 
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'];
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function register(program: Command, ctx: () => Context): void {
@@ -86,22 +85,7 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
     cgroup: o.cgroup,
   });
   if (o.detach) return;
-  const relay = channel ? startRelay(channel) : undefined;
-  const forward = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      /* exited */
-    }
-  };
-  for (const s of FORWARDED) process.on(s, forward);
-  const status = await native().waitPid(pid);
-  for (const s of FORWARDED) process.off(s, forward);
-  if (relay) {
-    await Promise.race([relay.drained, new Promise((r) => setTimeout(r, 1000))]);
-    relay.restore();
-  }
-  throw new ExitRequest(status.code ?? 128 + (status.signal ?? 0));
+  throw new ExitRequest(await waitForeground(pid, channel ? startRelay(channel) : undefined));
 }
 
 function processWantsTerminal(file: string): boolean {

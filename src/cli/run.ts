@@ -3,13 +3,11 @@ import type { Command } from 'commander';
 import { destroy, hookState, runStartContainerHooks } from '../lifecycle/container.js';
 import { runHooksWarn } from '../lifecycle/hooks.js';
 import { create, startRun } from '../lifecycle/create.js';
-import { native } from '../native.js';
 import { loadBundle } from '../lifecycle/create.js';
+import { waitForeground } from '../lifecycle/foreground.js';
 import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
 
-// Signals `run` forwards to the container instead of dying of them.
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'];
 
 export function register(program: Command, ctx: () => Context): void {
   program
@@ -65,25 +63,9 @@ async function run(c: Context, id: string, o: RunFlags): Promise<void> {
         throw e;
       }
       if (o.detach) return;
-      const relay = channel ? startRelay(channel) : undefined;
-      const pid = created.rec.pid;
-      const forward = (sig: NodeJS.Signals) => {
-        try {
-          process.kill(pid, sig);
-        } catch {
-          /* already exited */
-        }
-      };
-      for (const s of FORWARDED) process.on(s, forward);
-      const status = await native().waitPid(pid);
-      for (const s of FORWARDED) process.off(s, forward);
-      if (relay) {
-        // Let the last output through; a process that kept the pty open is not waited for.
-        await Promise.race([relay.drained, new Promise((r) => setTimeout(r, 1000))]);
-        relay.restore();
-      }
+      const code = await waitForeground(created.rec.pid, channel ? startRelay(channel) : undefined);
       if (!o.keep) destroy(c.store, c.store.load(id));
-      throw new ExitRequest(status.code ?? 128 + (status.signal ?? 0));
+      throw new ExitRequest(code);
 }
 
 

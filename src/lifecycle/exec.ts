@@ -16,6 +16,7 @@ import { encodePlan, SyncTag } from '../plan/plan.js';
 import { statusOf } from './container.js';
 import { capLastCap, stepError } from './create.js';
 import { sleepMs } from './proc.js';
+import { connectConsole } from './terminal.js';
 import { Store, writePidFile } from './store.js';
 
 export interface ExecOverrides {
@@ -140,15 +141,7 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
   let sync = -1;
   let pid = 0;
   try {
-    if (opts.consoleFd !== undefined) {
-      consoleFd = opts.consoleFd;
-    } else if (opts.consoleSocket) {
-      try {
-        consoleFd = native().connectUnix(opts.consoleSocket);
-      } catch (e) {
-        throw new UserError(`console socket ${opts.consoleSocket}: ${(e as Error).message.replace(/^connect [^:]*: /, '')}`);
-      }
-    }
+    consoleFd = connectConsole(opts);
     const spawned = native().spawn(encodePlan(plan), consoleFd);
     if ('failure' in spawned) throw stepError(plan, spawned.failure);
     ({ pid, sync } = spawned);

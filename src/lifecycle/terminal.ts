@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import tty from 'node:tty';
+import { UserError } from '../errors.js';
 import { native } from '../native.js';
 
 export interface ConsoleChannel {
@@ -13,6 +14,20 @@ export interface ConsoleChannel {
   ours: number;
   /** handed to the init/exec process as its console socket */
   theirs: number;
+}
+
+/**
+ * The console descriptor to hand to the init or exec process: our own
+ * channel's end, a connection to --console-socket, or -1 for none.
+ */
+export function connectConsole(opts: { consoleSocket?: string; consoleFd?: number }): number {
+  if (opts.consoleFd !== undefined) return opts.consoleFd;
+  if (!opts.consoleSocket) return -1;
+  try {
+    return native().connectUnix(opts.consoleSocket);
+  } catch (e) {
+    throw new UserError(`console socket ${opts.consoleSocket}: ${(e as Error).message.replace(/^connect [^:]*: /, '')}`);
+  }
 }
 
 export function openConsoleChannel(): ConsoleChannel {

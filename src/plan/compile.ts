@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { Spec } from '../oci/types.js';
 import { CLONE, MS, O, PR, SIGKILL } from './linux.js';
-import { devOps, hardeningOps, mountOps, type CgroupMountSource } from './mounts.js';
+import { devOps, hardeningOps, mountOps, PROPAGATION, type CgroupMountSource } from './mounts.js';
 import { namespaceSetup } from './namespaces.js';
 import { PIVOT_NO_PIVOT, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
 import { checkMountLabel, lsmOps } from './lsm.js';
@@ -34,17 +34,6 @@ export interface Compiled {
   plan: Plan;
   warnings: string[];
 }
-
-const ROOT_PROPAGATION: Record<string, number> = {
-  shared: MS.SHARED,
-  rshared: MS.SHARED | MS.REC,
-  slave: MS.SLAVE,
-  rslave: MS.SLAVE | MS.REC,
-  private: MS.PRIVATE,
-  rprivate: MS.PRIVATE | MS.REC,
-  unbindable: MS.UNBINDABLE,
-  runbindable: MS.UNBINDABLE | MS.REC,
-};
 
 export function compile(spec: Spec, opts: CompileOptions): Compiled {
   const warnings: string[] = [];
@@ -75,7 +64,7 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   if (ns.cloneFlags & CLONE.NEWNET) add({ code: Op.LOOPBACK_UP, what: 'bring up the loopback interface' });
 
   // 4. The root filesystem, still seen from the runtime's mount tree.
-  const propagation = spec.linux?.rootfsPropagation ? ROOT_PROPAGATION[spec.linux.rootfsPropagation] : 0;
+  const propagation = spec.linux?.rootfsPropagation ? PROPAGATION[spec.linux.rootfsPropagation] : 0;
   add({
     code: Op.MOUNT,
     a: propagation || MS.SLAVE | MS.REC,

@@ -48,7 +48,7 @@ const FLAG_OPTIONS: Record<string, [number, number]> = {
   sync: [MS.SYNCHRONOUS, 0],
 };
 
-const PROPAGATION: Record<string, number> = {
+export const PROPAGATION: Record<string, number> = {
   private: MS.PRIVATE,
   rprivate: MS.PRIVATE | MS.REC,
   shared: MS.SHARED,
