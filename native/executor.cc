@@ -188,7 +188,14 @@ static int openat2_in_root(int root, const char* path, int flags, mode_t mode) {
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   while (*path == '/') path++;
   if (!*path) path = ".";
-  long r = syscall(SYS_openat2, root, path, &how, sizeof(how));
+  // EAGAIN: the kernel could not prove ".." stayed inside root because a
+  // mount or rename happened somewhere on the host meanwhile; try again
+  // (bounded), as runc does. Busy hosts (other containers starting) hit it.
+  long r;
+  int tries = 0;
+  do {
+    r = syscall(SYS_openat2, root, path, &how, sizeof(how));
+  } while (r < 0 && errno == EAGAIN && ++tries < 256);
   return (int)r;
 }
 
