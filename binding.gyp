@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tsrun",
-      "sources": ["native/addon.cc", "native/executor.cc", "native/seccomp.cc"],
+      "sources": ["native/addon.cc", "native/executor.cc", "native/seccomp.cc", "native/nsbench.cc"],
       "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -17,6 +17,9 @@
 #include "executor.h"
 #include "seccomp.h"
 
+// native/nsbench.cc: the timing loops of `tsrun bench`.
+Napi::Object NsBenchExports(Napi::Env env);
+
 namespace {
 
 Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what) {
@@ -298,6 +301,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
   exports.Set("seccomp", SeccompExports(env));  // native/seccomp.h
+  exports.Set("bench", NsBenchExports(env));  // native/nsbench.cc (tsrun bench)
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));  // src/cgroups/devices.ts
   exports.Set("planVersion", Napi::Number::New(env, TSRUN_PLAN_VERSION));
   return exports;

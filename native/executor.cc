@@ -597,12 +597,21 @@ static int do_resolve_exec(PreparedPlan* p, const PreparedOp& o) {
   return -1;
 }
 
-static int do_wait_start(PreparedPlan* p, uint32_t step, const PreparedOp& o) {
+static int do_wait_start(PreparedPlan* p, uint32_t step, const PreparedOp&) {
+  // The fifo is reopened for writing through the container's /proc (as runc
+  // does), so the init never holds a host directory. Check now that this
+  // will work (a /proc, and a free descriptor under RLIMIT_NOFILE): after
+  // READY nobody is left to hear about a failure.
+  char path[64];
+  fd_path(path, p->slots[SLOT_EXEC_FIFO]);
+  int probe = open(path, O_PATH | O_CLOEXEC);
+  if (probe < 0) return -1;
+  close(probe);
   // `create` exits as soon as it reads READY: stop dying with it first.
   prctl(PR_SET_PDEATHSIG, 0);
   child_send(p, MSG_READY, step, 0, 0);
   // Blocks until `start` opens the fifo for reading.
-  int fd = openat(p->slots[SLOT_STATE_DIR], o.s[0], O_WRONLY | O_CLOEXEC);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   ssize_t w = write(fd, "0", 1);
   int e = errno;

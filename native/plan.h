@@ -50,7 +50,8 @@ static_assert(sizeof(PlanOp) == 56, "op layout is part of the ABI");
 enum PlanSlot : uint32_t {
   SLOT_SYNC = 0,            // socket to the runtime process
   SLOT_CONSOLE_SOCKET = 1,  // --console-socket connection, -1 if none
-  SLOT_STATE_DIR = 2,       // the container's state directory (exec fifo lives there)
+  SLOT_EXEC_FIFO = 2,       // O_PATH of the exec fifo itself: unlike its directory, a
+                            // fd that cannot be walked to the host (../..)
   SLOT_ROOT = 3,            // the rootfs directory
   SLOT_PTY = 4,             // the pty slave once a console exists
   SLOT_SPARE = 5,
@@ -89,7 +90,7 @@ enum PlanOpCode : uint32_t {
   OP_SECCOMP = 28,        // load BPF blob s0 (a bytes), flags b
   OP_RESOLVE_EXEC = 29,   // find s0 in PATH s1 (inside the container) now, so
                           // a missing binary fails create, not start
-  OP_WAIT_START = 30,     // report ready, then block opening s0 in SLOT_STATE_DIR for writing
+  OP_WAIT_START = 30,     // report ready, then block reopening SLOT_EXEC_FIFO for writing
   OP_EXEC = 31,           // execve(resolved, l0, l1)
   OP_REPORT_READY = 32,   // report ready without waiting (run, exec)
   OP_DUP2 = 40,           // dup2(a, b): a hook's stdin and output

@@ -1,17 +1,44 @@
 // Bundles each CLI into one CommonJS file: one file to read and compile at
 // start, nothing resolved on disk at run time but the addon.
+//
+// tsrun itself is three files (src/bench/launcher.ts and startup-build.mjs
+// explain them; README.md, Benchmarks, has the numbers):
+//   dist/tsrun.js               the launcher bin/tsrun runs
+//   dist/tsrun-main.js          the CLI, ending with its build id
+//   dist/tsrun-main.<id>.cache  V8's code cache of the CLI, made by running it
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { buildCodeCache, builtinsPlugin } from '../src/bench/startup-build.mjs';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url)));
 
-await build({
-  entryPoints: { tsrun: 'src/cli/entry.ts' },
-  outdir: 'dist',
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
+const common = { outdir: 'dist', bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning', write: false };
+/** Replaces a file atomically: a concurrent start reads the old or the new one. */
+const writeAtomic = (file, text) => {
+  writeFileSync(`${file}.${process.pid}.tmp`, text);
+  renameSync(`${file}.${process.pid}.tmp`, file);
+};
+mkdirSync('dist', { recursive: true });
+
+const main = await build({
+  ...common,
+  entryPoints: { 'tsrun-main': 'src/cli/entry.ts' },
   define: { TSRUN_VERSION: JSON.stringify(version) },
-  logLevel: 'warning',
+  plugins: [builtinsPlugin()],
 });
+const code = main.outputFiles[0].text;
+const id = createHash('sha256').update(code).digest('hex').slice(0, 16);
+writeAtomic('dist/tsrun-main.js', `${code}\n//# tsrun-build ${id}\n`);
+const launcher = await build({
+  ...common,
+  entryPoints: { tsrun: 'src/bench/launcher.ts' },
+  define: { TSRUN_BUILD_ID: JSON.stringify(id) },
+});
+writeAtomic('dist/tsrun.js', launcher.outputFiles[0].text);
+try {
+  buildCodeCache('dist', id);
+} catch (e) {
+  // Only slower without it: the launcher compiles the bundle as Node would.
+  console.warn(`bundle.mjs: warning: no code cache: ${e.message}`);
+}

@@ -5,6 +5,7 @@
  * nothing but errors is ever printed there unasked.
  */
 import fs from 'node:fs';
+import { writeStderr } from './bench/stdio.js';
 
 export type LogFormat = 'text' | 'json';
 export type Level = 'debug' | 'info' | 'warning' | 'error';
@@ -37,7 +38,7 @@ function write(level: Level, msg: string): void {
       // An unwritable log file must not hide the message itself.
     }
   }
-  process.stderr.write(config.format === 'json' ? line(level, msg) : `tsrun: ${level}: ${msg}\n`);
+  writeStderr(config.format === 'json' ? line(level, msg) : `tsrun: ${level}: ${msg}\n`);
 }
 
 export const log = {
@@ -59,6 +60,6 @@ export const log = {
         /* stderr below still carries it */
       }
     }
-    process.stderr.write(`tsrun: ${msg}\n`);
+    writeStderr(`tsrun: ${msg}\n`);
   },
 };

@@ -4,6 +4,7 @@
  * in TypeScript.
  */
 import path from 'node:path';
+import { trace } from './bench/trace.js';
 
 /** A message from the container's init on the sync socket (native/plan.h ChildMsg). */
 export interface ChildMsg {
@@ -50,6 +51,38 @@ export interface SeccompAddon {
   compile(profile: NativeSeccompProfile): Buffer;
 }
 
+/** One benchmark case for NsBenchAddon.cycles (src/bench/ns.ts builds them). */
+export interface NsBenchCase {
+  /** CLONE_NEW* flags passed to clone() */
+  cloneFlags: number;
+  /** flags the child unshare()s first (CLONE_NEWTIME, as the executor does) */
+  unshareFlags?: number;
+  /** what the child (or, for cgroup and idmap, the parent) does and times: NsBenchAddon.steps */
+  step?: number;
+  /** clone fork-like, as the executor does, instead of CLONE_VM on a stack of its own */
+  fork?: boolean;
+  path?: string;
+  source?: string;
+  fstype?: string;
+  mountFlags?: number;
+  data?: string;
+  bpf?: Buffer;
+  seccompFlags?: number;
+  /** leaves created (with files written) and joined per cycle, removed after it */
+  cgroups?: { leaf: string; files?: [string, string][] }[];
+  uidMap?: string;
+  gidMap?: string;
+}
+
+/** The namespace-setup benchmark's loops (native/nsbench.cc). */
+export interface NsBenchAddon {
+  /** Runs `count` cycles; writes each cycle's and each step's microseconds at [offset, offset + count). */
+  cycles(c: NsBenchCase, cycleUs: Float64Array, stepUs: Float64Array | null, offset: number, count: number): void;
+  /** sched_setaffinity of the calling thread (clones inherit it) */
+  pinCpu(cpu: number): void;
+  steps: { none: number; pivot: number; mount: number; seccomp: number; cgroup: number; idmap: number };
+}
+
 export interface Addon {
   /** Clones the init, which starts running the plan; a failure in an intermediate op comes back as `failure`. */
   spawn(plan: Buffer, consoleSocket: number): SpawnResult;
@@ -65,6 +98,8 @@ export interface Addon {
   recvFd(sock: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
   seccomp: SeccompAddon;
+  /** `tsrun bench`'s timing loops (native/nsbench.cc); absent from an addon built before them. */
+  bench?: NsBenchAddon;
   /** Loads a BPF_CGROUP_DEVICE program (struct bpf_insn[]) and attaches it to a cgroup v2 directory. */
   attachDeviceFilter(cgroupDir: string, insns: Buffer, license: string): void;
   planVersion: number;
@@ -80,6 +115,7 @@ export function native(): Addon {
     const mod = { exports: {} as Addon };
     process.dlopen(mod, file);
     addon = mod.exports;
+    trace('addon loaded (dlopen)');
   }
   return addon;
 }

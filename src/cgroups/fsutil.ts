@@ -11,6 +11,11 @@ import { UserError } from '../errors.js';
 const STRERROR: Record<string, string> = {
   EBUSY: 'Device or resource busy',
   ESRCH: 'No such process',
+  EOPNOTSUPP: 'Operation not supported',
+  ENOTSUP: 'Operation not supported',
+  E2BIG: 'Argument list too long',
+  ERANGE: 'Numerical result out of range',
+  EEXIST: 'File exists',
 };
 
 export function errnoCode(err: unknown): string | undefined {
@@ -33,7 +38,7 @@ export function cgroupError(op: string, file: string, err: unknown): CgroupError
   else {
     // "ENOENT: no such file or directory, open '/x'" -> "No such file or directory"
     const msg = err instanceof Error ? err.message : String(err);
-    const bare = msg.replace(/^[A-Z0-9_]+: /, '').replace(/, [a-z]+ '.*$/, '');
+    const bare = msg.replace(/^[A-Z0-9_]+: /, '').replace(/, [a-z]+( '.*)?$/, '');
     desc = bare.charAt(0).toUpperCase() + bare.slice(1);
   }
   return new CgroupError(`cgroup: ${op} ${file}: ${desc}`, code);
@@ -62,6 +67,40 @@ export function writeCgroupFile(file: string, data: string): void {
     if (fd !== undefined) fs.closeSync(fd);
   }
 }
+
+/**
+ * Writes `value` to an existing cgroup control file; a kernel refusal becomes
+ * one line naming the file and the value:
+ * `cgroup: write "10 100" to /sys/fs/cgroup/c1/cpu.max: Invalid argument`.
+ */
+export function writeValue(file: string, value: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY);
+    fs.writeSync(fd, value);
+  } catch (err) {
+    throw cgroupError(`write ${JSON.stringify(value)} to`, file, err);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * The file operations resource code needs, injectable so that the mapping
+ * from linux.resources to control files can be tested without a kernel.
+ * Paths are absolute; errors are CgroupErrors carrying the errno name.
+ */
+export interface CgroupIO {
+  read(file: string): string;
+  write(file: string, value: string): void;
+  exists(file: string): boolean;
+}
+
+export const hostIO: CgroupIO = {
+  read: readText,
+  write: writeValue,
+  exists: (file) => fs.existsSync(file),
+};
 
 /** The immediate child cgroups (subdirectories) of `dir`; [] if `dir` is gone. */
 export function childDirs(dir: string): string[] {

@@ -1,7 +1,7 @@
 /**
  * Placing a container in its cgroups (cgroupfs driver): create the
- * directories, move processes in, list them, and remove the directories
- * again. Resource limits are not applied here.
+ * directories, apply linux.resources (apply.ts), move processes in, list,
+ * freeze, measure and kill them, and remove the directories again.
  *
  * Everything a later `tsrun` invocation needs is in `toJSON()` (paths and the
  * directories this runtime created), which goes into state.json and comes
@@ -9,10 +9,16 @@
  */
 import { existsSync } from 'node:fs';
 import { posix } from 'node:path';
+import type { Resources } from '../oci/types.js';
 import { UserError } from '../errors.js';
+import { native } from '../native.js';
+import { type ApplyOptions, applyResources, isPureV2, STATS_CONTROLLERS } from './apply.js';
 import { detectLayout, type Layout } from './detect.js';
-import { CgroupError, childDirs, mkdirTracked, readText, rmdirRetry, writeCgroupFile } from './fsutil.js';
+import { freeze, type FreezerState, freezerState, thaw } from './freezer.js';
+import { CgroupError, childDirs, hostIO, mkdirTracked, readText, rmdirRetry, writeCgroupFile } from './fsutil.js';
 import { innerPath, resolvePaths, UNIFIED } from './paths.js';
+import { collectStats, oomKillCount, type StatsData } from './stats.js';
+import { fillCpuset } from './v1.js';
 
 export interface CgroupsState {
   /** hierarchy key ("memory", "name=systemd", "unified", ...) -> absolute cgroup directory */
@@ -27,6 +33,17 @@ export interface Cgroups {
   create(): void;
   addProcess(pid: number): void;
   pids(): number[];
+  /** Writes linux.resources; returns warnings for what has no effect. */
+  apply(resources: Resources, opts?: ApplyOptions): string[];
+  /** pause: returns once every process is frozen */
+  freeze(): void;
+  thaw(): void;
+  /** undefined without a freezer or once the cgroup is gone */
+  freezerState(): FreezerState | undefined;
+  stats(): StatsData;
+  oomKills(): bigint | undefined;
+  /** SIGKILLs everything through cgroup.kill (v2, Linux 5.14+); false where that file does not exist. */
+  cgroupKill(): boolean;
   destroy(): void;
   toJSON(): CgroupsState;
 }
@@ -91,7 +108,7 @@ class CgroupfsManager implements Cgroups {
   addProcess(pid: number): void {
     if (!Number.isInteger(pid) || pid <= 0) throw new UserError(`cgroup: invalid pid ${pid}`);
     const cpuset = this.paths.cpuset;
-    if (cpuset !== undefined) fillCpuset(cpuset);
+    if (cpuset !== undefined) fillCpuset(cpuset, hostIO);
     for (const dir of this.dirs()) writeCgroupFile(posix.join(dir, 'cgroup.procs'), String(pid));
   }
 
@@ -101,6 +118,43 @@ class CgroupfsManager implements Cgroups {
     const out = new Set<number>();
     collectPids(dir, out, true);
     return [...out].sort((a, b) => a - b);
+  }
+
+  apply(resources: Resources, opts: ApplyOptions = {}): string[] {
+    return applyResources(this.paths, resources, {
+      attachDeviceFilter,
+      statsControllers: STATS_CONTROLLERS,
+      ...opts,
+    });
+  }
+
+  freeze(): void {
+    freeze(this.paths, hostIO);
+  }
+
+  thaw(): void {
+    thaw(this.paths, hostIO);
+  }
+
+  freezerState(): FreezerState | undefined {
+    return freezerState(this.paths, hostIO);
+  }
+
+  stats(): StatsData {
+    return collectStats(this.paths, hostIO);
+  }
+
+  oomKills(): bigint | undefined {
+    return oomKillCount(this.paths, hostIO);
+  }
+
+  cgroupKill(): boolean {
+    const dir = this.paths[UNIFIED];
+    if (!dir || !isPureV2(this.paths)) return false;
+    const file = posix.join(dir, 'cgroup.kill');
+    if (!existsSync(file)) return false;
+    writeCgroupFile(file, '1');
+    return true;
   }
 
   /** Which hierarchy to list: v2 has only 'unified'; on v1/hybrid prefer pids, then freezer (the usual ones), else any. */
@@ -169,35 +223,15 @@ function collectPids(dir: string, out: Set<number>, top: boolean): void {
   for (const child of childDirs(dir)) collectPids(child, out, false);
 }
 
-/**
- * A fresh v1 cpuset cgroup starts with empty cpuset.cpus and cpuset.mems,
- * and adding a task to it fails with ENOSPC. Like runc (fs/cpuset.go
- * ensureParent/copyIfNeeded), walk up to the nearest ancestor that has
- * values and copy them down level by level (a child's set must be a subset
- * of its parent's, so every empty level needs filling, top-down).
- */
-function fillCpuset(leaf: string): void {
-  for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-    const empty: string[] = [];
-    let dir = leaf;
-    let value = readText(posix.join(dir, file)).trim();
-    while (value === '') {
-      empty.push(dir);
-      const parent = posix.dirname(dir);
-      const up = parent === dir ? undefined : readCpuset(posix.join(parent, file));
-      if (up === undefined) return; // walked out of the cpuset hierarchy: let the write report ENOSPC
-      dir = parent;
-      value = up;
-    }
-    for (const d of empty.reverse()) writeCgroupFile(posix.join(d, file), value);
+/** Loads a compiled BPF_CGROUP_DEVICE program and attaches it to a v2 cgroup directory (the addon's bpf(2) calls). */
+function attachDeviceFilter(dir: string, program: Buffer, license: string): void {
+  const addon = native();
+  if (typeof addon.attachDeviceFilter !== 'function') {
+    throw new UserError('cgroup: device rules on cgroup v2 need the BPF device filter, and this build of the addon lacks it (rebuild: npm run build)');
   }
-}
-
-function readCpuset(file: string): string | undefined {
   try {
-    return readText(file).trim();
-  } catch (err) {
-    if (err instanceof CgroupError && err.code === 'ENOENT') return undefined;
-    throw err;
+    addon.attachDeviceFilter(dir, program, license);
+  } catch (e) {
+    throw new UserError(`cgroup: device filter for ${dir}: ${(e as Error).message}`);
   }
 }

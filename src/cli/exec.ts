@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { execProcess } from '../lifecycle/exec.js';
 import fs from 'node:fs';
-import { waitForeground } from '../lifecycle/foreground.js';
+import { Foreground } from '../lifecycle/foreground.js';
 import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
 
@@ -61,7 +61,10 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
   for (const e of o.env) if (!e.includes('=')) throw new UserError(`--env: ${JSON.stringify(e)} must be KEY=VALUE`);
   const wantsTty = o.process ? processWantsTerminal(o.process) : !!o.tty;
   const channel = wantsTty && !o.consoleSocket && !o.detach ? openConsoleChannel() : undefined;
-  const { pid } = execProcess(c.store, {
+  const fg = o.detach ? undefined : new Foreground();
+  let pid: number;
+  try {
+    ({ pid } = execProcess(c.store, {
     id,
     processFile: o.process,
     overrides: {
@@ -83,9 +86,14 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
     preserveFds: o.preserveFds,
     ignorePaused: !!o.ignorePaused,
     cgroup: o.cgroup,
-  });
-  if (o.detach) return;
-  throw new ExitRequest(await waitForeground(pid, channel ? startRelay(channel) : undefined));
+  }));
+  } catch (e) {
+    fg?.release();
+    throw e;
+  }
+  if (!fg) return;
+  fg.attach(pid);
+  throw new ExitRequest(await fg.wait(channel ? startRelay(channel) : undefined));
 }
 
 function processWantsTerminal(file: string): boolean {

@@ -20,7 +20,8 @@ export function features(): object {
     linux: {
       namespaces: [...NAMESPACE_TYPES],
       capabilities: Object.keys(CAPABILITIES),
-      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: false },
+      // linux.resources are applied on v1, hybrid and v2 (src/cgroups/apply.ts), rdma.max included.
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
       // libseccomp's archs and this kernel's actions and flags (SCMP_ACT_NOTIFY is not supported yet)
       seccomp: seccompFeatures(),
       // Applied when the kernel has the LSM, refused with an error when not.

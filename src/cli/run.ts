@@ -1,12 +1,13 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { destroy, hookState, runStartContainerHooks } from '../lifecycle/container.js';
 import { runHooksWarn } from '../lifecycle/hooks.js';
-import { create, startRun } from '../lifecycle/create.js';
-import { loadBundle } from '../lifecycle/create.js';
-import { waitForeground } from '../lifecycle/foreground.js';
+import { create, type Created, startRun } from '../lifecycle/create.js';
+import { Foreground } from '../lifecycle/foreground.js';
 import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
+import { trace } from '../bench/trace.js';
 
 
 export function register(program: Command, ctx: () => Context): void {
@@ -36,42 +37,58 @@ interface RunFlags {
 }
 
 async function run(c: Context, id: string, o: RunFlags): Promise<void> {
-      // A terminal with nobody to hand it to: the person at this terminal gets it.
-      const channel = !o.consoleSocket && !o.detach && wantsTerminal(o.bundle) ? openConsoleChannel() : undefined;
-      const created = create(c.store, {
-        id,
-        bundle: o.bundle,
-        pidFile: o.pidFile,
-        consoleSocket: o.consoleSocket,
-        consoleFd: channel?.theirs,
-        noPivot: o.pivot === false,
-        preserveFds: o.preserveFds,
-        systemdCgroup: c.global.systemdCgroup,
-        mode: 'run',
-      });
-      try {
-        runStartContainerHooks(c.store, created.rec);
-        startRun(c.store, created);
-        runHooksWarn('poststart', {
-          spec: created.rec.config,
-          state: hookState(c.store, created.rec, 'running'),
-          initPid: created.rec.pid,
-          dir: c.store.dir(id),
-        });
-      } catch (e) {
-        destroy(c.store, created.rec);
-        throw e;
-      }
-      if (o.detach) return;
-      const code = await waitForeground(created.rec.pid, channel ? startRelay(channel) : undefined);
-      if (!o.keep) destroy(c.store, c.store.load(id));
-      throw new ExitRequest(code);
+  // A terminal with nobody to hand it to: the person at this terminal gets it.
+  const channel = !o.consoleSocket && !o.detach && wantsTerminal(o.bundle) ? openConsoleChannel() : undefined;
+  // Signals are intercepted (and queued) from now on, not only once the container runs.
+  const fg = o.detach ? undefined : new Foreground();
+  let created: Created;
+  try {
+    created = create(c.store, {
+      id,
+      bundle: o.bundle,
+      pidFile: o.pidFile,
+      consoleSocket: o.consoleSocket,
+      consoleFd: channel?.theirs,
+      noPivot: o.pivot === false,
+      preserveFds: o.preserveFds,
+      systemdCgroup: c.global.systemdCgroup,
+      mode: 'run',
+    });
+  } catch (e) {
+    fg?.release();
+    throw e;
+  }
+  fg?.attach(created.rec.pid);
+  try {
+    runStartContainerHooks(c.store, created.rec);
+    startRun(c.store, created);
+    runHooksWarn('poststart', {
+      spec: created.rec.config,
+      state: hookState(c.store, created.rec, 'running'),
+      initPid: created.rec.pid,
+      dir: c.store.dir(id),
+    });
+  } catch (e) {
+    fg?.release();
+    destroy(c.store, created.rec);
+    throw e;
+  }
+  if (!fg) return;
+  const code = await fg.wait(channel ? startRelay(channel) : undefined);
+  trace('run: container exited');
+  if (!o.keep) destroy(c.store, c.store.load(id));
+  trace('run: deleted');
+  throw new ExitRequest(code);
 }
-
 
 function wantsTerminal(bundle: string): boolean {
   try {
-    return loadBundle(path.resolve(bundle)).spec.process?.terminal === true;
+    // Only process.terminal: create reads, validates and reports the whole config
+    // (validating it here too cost every run ~0.5 ms).
+    const config = JSON.parse(fs.readFileSync(path.join(path.resolve(bundle), 'config.json'), 'utf8')) as {
+      process?: { terminal?: unknown };
+    };
+    return config.process?.terminal === true;
   } catch {
     return false; // create reports the problem itself
   }

@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { State } from '../oci/types.js';
-import { cgroupsFromPaths } from '../cgroups/manager.js';
+import { CgroupError } from '../cgroups/fsutil.js';
+import { type Cgroups, cgroupsFromPaths } from '../cgroups/manager.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { EXEC_FIFO } from '../plan/compile.js';
@@ -33,6 +34,9 @@ export function statusOf(store: Store, rec: ContainerRecord): Status {
     return 'stopped';
   }
   if (!isAlive(rec.pid, rec.pidStartTime)) return 'stopped';
+  // Frozen by `pause` (or stuck half-way, which `resume` undoes).
+  const frozen = rec.cgroups && cgroupsFromPaths(rec.cgroups.paths, rec.cgroups.created).freezerState();
+  if (frozen === 'frozen' || frozen === 'freezing') return 'paused';
   if (rec.phase === 'created' && fs.existsSync(path.join(store.dir(rec.id), EXEC_FIFO))) return 'created';
   return 'running';
 }
@@ -94,7 +98,19 @@ export function start(store: Store, id: string): void {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
       }
       if (n === 1) break;
-      if (!isAlive(rec.pid, rec.pidStartTime)) throw new UserError('cannot start a container that has stopped');
+      if (!isAlive(rec.pid, rec.pidStartTime)) {
+        // Between the read above and this check the init may have opened the
+        // fifo, written its byte, exec'd and already exited (`echo hi`): the
+        // byte is still in the fifo (our read end keeps it). Started, then.
+        let late = 0;
+        try {
+          late = fs.readSync(fd, buf, 0, 1, null);
+        } catch {
+          /* EAGAIN: nothing there */
+        }
+        if (late === 1) break;
+        throw new UserError('cannot start a container that has stopped');
+      }
       if (Date.now() > deadline) throw new UserError('timed out waiting for the container init to start');
       sleepMs(1);
     }
@@ -121,7 +137,9 @@ export function runStartContainerHooks(store: Store, rec: ContainerRecord): void
   }
 }
 
-const SIGNALS = os.constants.signals as Record<string, number>;
+// Read on first use: loading `os` at start costs every command (bench/ab.c).
+let signals: Record<string, number> | undefined;
+const signalNumbers = (): Record<string, number> => (signals ??= os.constants.signals as Record<string, number>);
 
 export function parseSignal(sig: string): number {
   const s = sig.trim().toUpperCase();
@@ -130,6 +148,7 @@ export function parseSignal(sig: string): number {
     if (n >= 1 && n <= 64) return n;
   } else {
     const name = s.startsWith('SIG') ? s : `SIG${s}`;
+    const SIGNALS = signalNumbers();
     if (name in SIGNALS) return SIGNALS[name];
   }
   throw new UserError(`invalid signal: ${JSON.stringify(sig)}`);
@@ -148,11 +167,14 @@ export function kill(store: Store, id: string, signal: number, all: boolean): vo
   const rec = store.load(id);
   const status = statusOf(store, rec);
   if (status === 'stopped' || status === 'creating') throw new UserError('container not running');
-  if (all && rec.cgroups) {
-    for (const pid of cgroupsFromPaths(rec.cgroups.paths, rec.cgroups.created).pids()) signalProcess(pid, signal);
-    return;
+  const cg = rec.cgroups ? cgroupsFromPaths(rec.cgroups.paths, rec.cgroups.created) : undefined;
+  if (all && cg) {
+    if (!(signal === 9 && cg.cgroupKill())) for (const pid of cg.pids()) signalProcess(pid, signal); // cgroup.kill: v2 kills them all, forks included
+  } else {
+    signalProcess(rec.pid, signal);
   }
-  signalProcess(rec.pid, signal);
+  // A v1-frozen process does not die of SIGKILL until thawed (runc thaws too).
+  if (status === 'paused' && signal === 9 && cg) cg.thaw();
 }
 
 /**
@@ -171,9 +193,10 @@ export function destroy(store: Store, rec: ContainerRecord): void {
   if (cg) {
     // Without a pid namespace the init's death does not take its children along.
     for (let round = 0; round < 50; round++) {
-      const pids = cg.pids();
+      const pids = pidsIfAny(cg);
       if (!pids.length) break;
       for (const pid of pids) signalProcess(pid, 9);
+      if (round === 0 && ['frozen', 'freezing'].includes(cg.freezerState() ?? '')) cg.thaw(); // a paused v1 container dies only once thawed
       sleepMs(2);
     }
   }
@@ -183,6 +206,19 @@ export function destroy(store: Store, rec: ContainerRecord): void {
     runHooksWarn('poststop', { spec: rec.config, state: hookState(store, rec, 'stopped'), initPid: rec.pid, dir: store.dir(rec.id) });
   }
   store.remove(rec.id);
+}
+
+/**
+ * The processes in a container's cgroup; none when the cgroup was never
+ * made (a create killed after recording its cgroups, before creating them).
+ */
+function pidsIfAny(cg: Cgroups): number[] {
+  try {
+    return cg.pids();
+  } catch (e) {
+    if (e instanceof CgroupError && e.code === 'ENOENT') return [];
+    throw e;
+  }
 }
 
 /** `delete`: refuses a running container unless forced, as runc does. */
@@ -195,11 +231,15 @@ export function remove(store: Store, id: string, force: boolean): void {
       store.remove(id);
       return;
     }
+    // runc: `delete --force` of an unknown id succeeds quietly. Engines run it
+    // in every cleanup (containerd's shim after each task, podman after a
+    // failed create) and log any failure as a warning.
+    if (force) return;
     store.load(id); // throws "does not exist"
     return;
   }
   const status = statusOf(store, rec);
-  if ((status === 'running' || status === 'creating') && !force) {
+  if ((status === 'running' || status === 'creating' || status === 'paused') && !force) {
     throw new UserError(`cannot delete container ${id} that is not stopped: ${status}`);
   }
   destroy(store, rec);

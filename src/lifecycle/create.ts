@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { IDMapping, Spec } from '../oci/types.js';
 import { parseConfig } from '../oci/validate.js';
-import { detectLayout, parseMountinfo } from '../cgroups/detect.js';
+import { detectLayout, type Layout, parseMountinfo } from '../cgroups/detect.js';
 import { openCgroups, type Cgroups } from '../cgroups/manager.js';
 import { ConfigError, UserError } from '../errors.js';
 import { log } from '../log.js';
@@ -17,8 +17,10 @@ import type { CgroupMountSource } from '../plan/mounts.js';
 import { encodePlan, SyncTag, type Plan } from '../plan/plan.js';
 import { destroy, hookState, startTimeOf } from './container.js';
 import { runHooks } from './hooks.js';
+import { connectConsole } from './terminal.js';
 import { procStat, sleepMs } from './proc.js';
 import { type ContainerRecord, Store, writePidFile } from './store.js';
+import { trace, tracing } from '../bench/trace.js';
 
 export interface CreateOptions {
   id: string;
@@ -49,12 +51,14 @@ export function loadBundle(bundle: string): { spec: Spec; rootfs: string } {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
+    trace('create: config.json read');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UserError(`bundle ${bundle}: config.json does not exist`);
     throw new UserError(`bundle ${bundle}: cannot read config.json: ${code}`);
   }
   const spec = parseConfig(text);
+  trace('create: config parsed and validated');
   const rootfs = path.resolve(bundle, spec.root!.path);
   let st: fs.Stats;
   try {
@@ -69,13 +73,6 @@ export function loadBundle(bundle: string): { spec: Spec; rootfs: string } {
 /** Features later issues implement: until then a config that uses them gets a warning, never silence. */
 function warnUnapplied(spec: Spec): string[] {
   const w: string[] = [];
-  const r = spec.linux?.resources;
-  if (r && Object.keys(r).some((k) => k !== 'devices' || (r.devices ?? []).length > 0)) {
-    w.push('linux.resources are not applied yet (cgroup limits are not implemented)');
-  }
-  if (spec.process?.apparmorProfile) w.push('process.apparmorProfile is not applied (AppArmor is not implemented)');
-  if (spec.process?.selinuxLabel) w.push('process.selinuxLabel is not applied (SELinux is not implemented)');
-  if (spec.linux?.mountLabel) w.push('linux.mountLabel is not applied (SELinux is not implemented)');
   if (spec.linux?.intelRdt) w.push('linux.intelRdt is not applied');
   if (spec.linux?.personality) w.push('linux.personality is not applied');
   if (spec.process?.ioPriority) w.push('process.ioPriority is not applied');
@@ -84,8 +81,8 @@ function warnUnapplied(spec: Spec): string[] {
 }
 
 /** The mount containing `dir`, in the runtime's mount namespace. */
-function mountPointOf(dir: string): string {
-  const mounts = parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+function mountPointOf(dir: string, mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): string {
+  const mounts = parseMountinfo(mountinfo);
   let best = '/';
   for (const m of mounts) {
     const mp = m.mountpoint;
@@ -94,8 +91,7 @@ function mountPointOf(dir: string): string {
   return best;
 }
 
-function cgroupMountSource(cg: Cgroups): CgroupMountSource {
-  const layout = detectLayout();
+function cgroupMountSource(cg: Cgroups, layout: Layout = detectLayout()): CgroupMountSource {
   const hierarchies: CgroupMountSource['hierarchies'] = [];
   for (const [key, hostPath] of Object.entries(cg.paths)) {
     // Name the directory like the host's mountpoint (cpu,cpuacct stays one dir).
@@ -104,6 +100,21 @@ function cgroupMountSource(cg: Cgroups): CgroupMountSource {
     if (!hierarchies.some((h) => h.name === name)) hierarchies.push({ name, hostPath });
   }
   return { mode: layout.mode, hierarchies };
+}
+
+/**
+ * The host's mount table and cgroup layout, read once per create (the layout
+ * and the rootfs' mount each read and parsed mountinfo again). The layout is
+ * undefined when detection fails: openCgroups then detects and reports it, at
+ * the point it always did.
+ */
+function readHost(): { mountinfo: string; layout?: Layout } {
+  const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  try {
+    return { mountinfo, layout: detectLayout(mountinfo) };
+  } catch {
+    return { mountinfo };
+  }
 }
 
 function writeIdMaps(pid: number, spec: Spec): void {
@@ -133,6 +144,7 @@ export function stepError(plan: Plan, msg: ChildMsg): UserError {
 export function create(store: Store, opts: CreateOptions): Created {
   const bundle = path.resolve(opts.bundle);
   const { spec, rootfs } = loadBundle(bundle);
+  const host = readHost();
   const dir = store.claim(opts.id);
   const rec: ContainerRecord = {
     id: opts.id,
@@ -150,14 +162,22 @@ export function create(store: Store, opts: CreateOptions): Created {
   let consoleFd = -1;
   try {
     store.save(rec);
-    const cgroups = openCgroups({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: opts.systemdCgroup });
+    trace('create: id claimed, record written');
+    const cgroups = openCgroups({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: opts.systemdCgroup, layout: host.layout });
     // Record before creating, so a crash mid-way still lets delete find them.
     rec.cgroups = cgroups.toJSON();
+    store.save(rec);
+    trace('create: cgroup layout detected');
     cgroups.create();
     rec.cgroups = cgroups.toJSON();
     store.save(rec);
+    trace('create: cgroups created, record written');
+    // linux.resources, before any process joins (src/cgroups/apply.ts).
+    for (const w of cgroups.apply(spec.linux?.resources ?? {}, { devices: spec.linux?.devices })) log.warn(w);
+    trace('create: cgroup resources applied');
 
     if (opts.mode === 'create') native().mkfifo(path.join(dir, EXEC_FIFO), 0o622);
+    if (opts.mode === 'create') trace('create: exec fifo made');
     const hasConsole = !!opts.consoleSocket || opts.consoleFd !== undefined;
     const { plan, warnings } = compile(spec, {
       bundle,
@@ -166,10 +186,11 @@ export function create(store: Store, opts: CreateOptions): Created {
       consoleSocket: hasConsole,
       noPivot: !!opts.noPivot,
       preserveFds: opts.preserveFds ?? 0,
-      cgroups: cgroupMountSource(cgroups),
+      cgroups: cgroupMountSource(cgroups, host.layout),
       capLastCap: capLastCap(),
-      rootfsParentMount: mountPointOf(path.dirname(rootfs)),
+      rootfsParentMount: mountPointOf(path.dirname(rootfs), host.mountinfo),
     });
+    trace('create: plan compiled');
     for (const w of [...warnUnapplied(spec), ...warnings]) log.warn(w);
     if (spec.process?.terminal && !hasConsole) {
       throw new UserError('process.terminal is true but no --console-socket was given');
@@ -177,39 +198,38 @@ export function create(store: Store, opts: CreateOptions): Created {
     if (!spec.process?.terminal && hasConsole) {
       throw new UserError('--console-socket was given but process.terminal is false');
     }
-    if (opts.consoleFd !== undefined) {
-      consoleFd = opts.consoleFd;
-    } else if (opts.consoleSocket) {
-      try {
-        consoleFd = native().connectUnix(opts.consoleSocket);
-      } catch (e) {
-        throw new UserError(`console socket ${opts.consoleSocket}: ${(e as Error).message.replace(/^connect [^:]*: /, '')}`);
-      }
-    }
+    consoleFd = connectConsole(opts);
 
-    const spawned = native().spawn(encodePlan(plan), consoleFd);
+    const encoded = encodePlan(plan);
+    if (tracing()) trace(`create: plan encoded (${plan.ops.length} ops, ${encoded.length} bytes)`);
+    const spawned = native().spawn(encoded, consoleFd);
     if ('failure' in spawned) throw stepError(plan, spawned.failure);
+    if (tracing()) trace(`create: init cloned (pid ${spawned.pid})`);
     sync = spawned.sync;
     rec.pid = spawned.pid;
     rec.pidStartTime = startTimeOf(spawned.pid);
     store.save(rec);
+    trace('create: record written with the init pid');
 
     let ack = false;
     for (;;) {
       const msg = native().next(sync, ack, STEP_TIMEOUT_MS);
       ack = false;
+      if (tracing()) trace(`create: init message: ${msg === null ? 'EOF' : `kind ${msg.kind} at op ${msg.step}${msg.kind === MsgKind.Sync ? ` (sync ${msg.arg})` : ''}`}`);
       if (msg === null) throw new UserError('container init exited during setup');
       if (msg.kind === MsgKind.Error) throw stepError(plan, msg);
       if (msg.kind === MsgKind.Ready) break;
       if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.CLONED) {
         cgroups.addProcess(rec.pid);
         writeIdMaps(rec.pid, spec);
+        trace('create: init joined its cgroups, id maps written');
         ack = true;
       } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.PRE_PIVOT) {
         const hookCtx = { spec, state: hookState(store, rec, 'creating'), initPid: rec.pid, dir };
         runHooks('prestart', hookCtx);
         runHooks('createRuntime', hookCtx);
         runHooks('createContainer', hookCtx);
+        trace('create: prestart, createRuntime and createContainer hooks done');
         ack = true;
       } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.START) {
         break; // 'run': the caller starts it
@@ -219,9 +239,11 @@ export function create(store: Store, opts: CreateOptions): Created {
     }
     if (consoleFd >= 0) native().close(consoleFd);
     consoleFd = -1;
+    // The pid file first: a create killed before it never reads as "created".
+    if (opts.pidFile) writePidFile(opts.pidFile, rec.pid);
     rec.phase = 'created';
     store.save(rec);
-    if (opts.pidFile) writePidFile(opts.pidFile, rec.pid);
+    trace('create: state written (created)');
     if (opts.mode === 'create') {
       native().close(sync);
       sync = -1;
@@ -259,7 +281,9 @@ function abortCreate(store: Store, rec: ContainerRecord): void {
 export function startRun(store: Store, created: Created): void {
   const msg = native().next(created.sync, true, STEP_TIMEOUT_MS);
   native().close(created.sync);
+  trace('run: init released, exec reported');
   if (msg && msg.kind === MsgKind.Error) throw stepError(created.plan, msg);
   created.rec.phase = 'running';
   store.save(created.rec);
+  trace('run: state written (running)');
 }

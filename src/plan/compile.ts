@@ -86,13 +86,10 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   });
   add({ code: Op.OPEN_SLOT, a: Slot.ROOT, b: O.PATH | O.DIRECTORY, s: [rootfs], what: `open rootfs ${rootfs}` });
   if (opts.mode === 'create') {
-    add({
-      code: Op.OPEN_SLOT,
-      a: Slot.STATE_DIR,
-      b: O.PATH | O.DIRECTORY,
-      s: [opts.stateDir!],
-      what: `open state directory ${opts.stateDir}`,
-    });
+    // The fifo itself, not its directory: a container process that can read
+    // the init's fds (CAP_SYS_PTRACE) must not walk from it to the host.
+    const fifo = path.join(opts.stateDir!, EXEC_FIFO);
+    add({ code: Op.OPEN_SLOT, a: Slot.EXEC_FIFO, b: O.PATH, s: [fifo], what: `open the exec fifo ${fifo}` });
   }
   const mountCtx = {
     bundle: opts.bundle,
@@ -175,7 +172,7 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   add(...identityOps(proc, { capLastCap: opts.capLastCap }));
   add(resolveExecOp(proc));
   if (opts.mode === 'create') {
-    add({ code: Op.WAIT_START, s: [EXEC_FIFO], what: 'wait for start on the exec fifo' });
+    add({ code: Op.WAIT_START, s: [EXEC_FIFO], what: 'wait for start on the exec fifo (it needs the container /proc and a free descriptor)' });
   } else {
     add({ code: Op.SYNC, a: SyncTag.START, what: 'wait for start' });
     // Started: like runc's, the container now outlives its runtime (run -d

@@ -46,7 +46,7 @@ export const Op = {
 export type OpCode = (typeof Op)[keyof typeof Op];
 
 /** native/plan.h PlanSlot */
-export const Slot = { SYNC: 0, CONSOLE_SOCKET: 1, STATE_DIR: 2, ROOT: 3, PTY: 4 } as const;
+export const Slot = { SYNC: 0, CONSOLE_SOCKET: 1, EXEC_FIFO: 2, ROOT: 3, PTY: 4 } as const;
 
 /** native/plan.h MountFlags */
 export const MountFlag = {
