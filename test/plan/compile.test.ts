@@ -46,7 +46,7 @@ const PR_SET_DUMPABLE = 4;
 const PR_SET_NO_NEW_PRIVS = 38;
 // plan.h
 const SLOT_CONSOLE_SOCKET = 1;
-const SLOT_STATE_DIR = 2;
+const SLOT_EXEC_FIFO = 2;
 const SLOT_ROOT = 3;
 const MNT_CREATE_DIR = 1;
 const MNT_CREATE_FILE = 2;
@@ -162,7 +162,8 @@ function expectedDefault(mode: 'create' | 'run'): Omit<PlanOp, 'what' | 'enoent'
     { code: Op.MOUNT, a: MS_PRIVATE, s: [u, '/', u, u] },
     { code: Op.MOUNT, a: MS_BIND | MS_REC, s: [rootfs, rootfs, 'bind', u] },
     { code: Op.OPEN_SLOT, a: SLOT_ROOT, b: O_PATH | O_DIRECTORY, s: [rootfs] },
-    ...(mode === 'create' ? [{ code: Op.OPEN_SLOT, a: SLOT_STATE_DIR, b: O_PATH | O_DIRECTORY, s: [STATE_DIR] }] : []),
+    // the fifo itself, never its directory (a walkable host fd)
+    ...(mode === 'create' ? [{ code: Op.OPEN_SLOT, a: SLOT_EXEC_FIFO, b: O_PATH, s: [`${STATE_DIR}/exec.fifo`] }] : []),
     { code: Op.MOUNT_IN_ROOT, flags: MNT_CREATE_DIR, a: 0, b: 0, s: ['proc', '/proc', 'proc', u] },
     {
       code: Op.MOUNT_IN_ROOT,
@@ -260,7 +261,7 @@ t.test('default spec, run: no state dir, SYNC(START) instead of WAIT_START', asy
   const { plan } = build(spec(), { mode: 'run', stateDir: undefined });
   t.strictSame(plan.ops.map(bare), expectedDefault('run'));
   t.notOk(plan.ops.some((o) => o.code === Op.WAIT_START), 'no WAIT_START');
-  t.notOk(plan.ops.some((o) => o.code === Op.OPEN_SLOT && o.a === SLOT_STATE_DIR), 'no state dir slot');
+  t.notOk(plan.ops.some((o) => o.code === Op.OPEN_SLOT && o.a === SLOT_EXEC_FIFO), 'no exec fifo slot');
   t.strictSame(codes(plan.ops.slice(-4)), ['RESOLVE_EXEC', 'SYNC', 'PRCTL', 'EXEC']);
   t.equal(plan.ops.at(-3)!.a, SYNC_START);
   t.strictSame(plan.ops.at(-2), { code: Op.PRCTL, a: PR_SET_PDEATHSIG, b: 0, what: 'clear parent death signal' }, 'started: the init outlives run');

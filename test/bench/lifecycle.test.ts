@@ -1,0 +1,60 @@
+/** bench/report.mjs's math: hyperfine results -> medians, ratios, the targets. */
+import t from 'tap';
+import { formatLifecycle, summarizeLifecycle, toRow, type HyperfineResult } from '../../src/bench/lifecycle.js';
+
+const sec = (ms: number[]) => ms.map((m) => m / 1000);
+const result = (command: string, ms: number[], exit?: number[]): HyperfineResult => ({
+  command,
+  mean: ms.reduce((a, b) => a + b, 0) / ms.length / 1000,
+  times: sec(ms),
+  exit_codes: exit,
+});
+
+t.test('toRow: medians and quartiles in ms from hyperfine seconds', async (t) => {
+  const row = toRow(result('tsrun state', [30, 20, 25, 100], [0, 0, 1, 0]));
+  t.equal(row.name, 'tsrun state');
+  t.equal(row.runs, 4);
+  t.equal(row.median, 27.5);
+  t.equal(row.min, 20);
+  t.equal(row.p25, 23.75);
+  t.equal(row.failedRuns, 1);
+  const noTimes = toRow({ command: 'x', mean: 0.01, median: 0.009 });
+  t.equal(noTimes.median, 9, 'hyperfine median when there are no times');
+});
+
+t.test('summarizeLifecycle: ratios and targets', async (t) => {
+  const s = summarizeLifecycle([
+    result('tsrun run', [40, 42, 44]),
+    result('runc run', [26, 27, 28]),
+    result('crun run', [9, 10, 11]),
+    result('tsrun state', [26, 27, 28]),
+    result('runc state', [4, 4, 4]),
+    result('crun state', [3, 3, 3]),
+    result('tsrun exec', [50, 50, 50]),
+    result('node -e 0', [22, 23, 24]),
+    result('unshare', [2, 2, 2]),
+  ]);
+  t.same(s.medians.run, { tsrun: 42, runc: 27, crun: 10 });
+  t.same(s.medians.exec, { tsrun: 50 }, 'a benchmark without runc or crun');
+  t.same(s.floors, { node: 23, unshare: 2 });
+  t.equal(s.ratios.run!.tsrunOverRunc, 42 / 27);
+  t.equal(s.ratios.run!.tsrunOverCrun, 4.2);
+  t.equal(s.ratios.state!.tsrunOverNode, 27 / 23);
+  t.ok(Number.isNaN(s.ratios.exec!.tsrunOverRunc), 'no runc: NaN');
+  t.equal(s.stateOverNode, 4);
+  t.equal(s.targets.state.ok, true, 'state within node + 5 ms');
+  t.equal(s.runOverNodePlusCrun, 42 - (23 + 10));
+  t.equal(s.targets.run.ok, false, 'run over node + crun');
+  const text = formatLifecycle(s);
+  t.match(text, /tsrun state − node -e 0 = 4\.00 ms \(target ≤ 5 ms: met\)/);
+  t.match(text, /tsrun run − \(node -e 0 \+ crun run\) = 9\.00 ms \(target ≤ 0: NOT met\)/);
+  t.match(text, /run \/bin\/true\s+42\.00\s+27\.00\s+10\.00\s+1\.56×\s+4\.20×\s+1\.83×/);
+});
+
+t.test('summarizeLifecycle: missing floors leave the targets unmet, not crashing', async (t) => {
+  const s = summarizeLifecycle([result('tsrun state', [30])]);
+  t.ok(Number.isNaN(s.stateOverNode));
+  t.equal(s.targets.state.ok, false);
+  t.ok(Number.isNaN(s.runOverNodePlusCrun));
+  t.match(formatLifecycle(s), /floors: node -e 0 - ms/);
+});
