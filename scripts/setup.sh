@@ -30,7 +30,11 @@ done
 #   iproute2 util-linux       ip, nsenter, unshare, mount for the specs
 #   tmux                      terminal (console-socket) specs
 #   jq                        scripts/make-bundle.sh
-PACKAGES=(libseccomp-dev busybox-static build-essential python3 runc crun hyperfine iproute2 tmux jq util-linux)
+#   containerd docker.io      the engines spec/engines/ drives tsrun with
+#   podman                    (containerd 1.6, dockerd 20.10, podman 4.3 + conmon)
+#   umoci skopeo              build the engine specs' busybox image
+PACKAGES=(libseccomp-dev busybox-static build-essential python3 runc crun hyperfine iproute2 tmux jq util-linux
+  containerd docker.io podman umoci skopeo strace)
 
 start=$SECONDS
 : >"$LOG"
