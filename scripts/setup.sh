@@ -34,7 +34,8 @@ done
 #   podman                    (containerd 1.6, dockerd 20.10, podman 4.3 + conmon)
 #   umoci skopeo              build the engine specs' busybox image
 PACKAGES=(libseccomp-dev busybox-static build-essential python3 runc crun hyperfine iproute2 tmux jq util-linux
-  containerd docker.io podman umoci skopeo strace)
+  containerd docker.io podman umoci skopeo strace
+  qemu-system-x86 cpio xz-utils)  # the last three: the pure cgroup v2 VM of ../shared/tools
 
 start=$SECONDS
 : >"$LOG"
