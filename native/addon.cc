@@ -42,6 +42,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto buf = info[0].As<Napi::Buffer<uint8_t>>();
   int console = info[1].As<Napi::Number>().Int32Value();
+  int cgroup = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
   PreparedPlan plan;
   char err[256];
   if (plan_prepare(buf.Data(), buf.Length(), &plan, err, sizeof(err)) < 0) {
@@ -50,7 +51,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   }
   int sync = -1;
   ChildMsg failure = {};
-  pid_t pid = plan_spawn(&plan, console, &sync, &failure);
+  pid_t pid = plan_spawn(&plan, console, cgroup, &sync, &failure);
   plan_free(&plan);
   if (pid == -EPROTO && failure.kind == MSG_ERROR) {
     // An op of the intermediate failed: report it like any step failure.

@@ -35,9 +35,11 @@ void plan_free(PreparedPlan* plan);
 
 // Clones the init (through an intermediate process when the plan asks for
 // one). The child runs the ops; the parent gets the init's pid and its end of
-// the sync socket. On failure returns -errno (or -EPROTO when an intermediate
-// op failed, with *failure describing it).
-pid_t plan_spawn(PreparedPlan* plan, int console_socket, int* sync_fd, ChildMsg* failure);
+// the sync socket. With cgroup_fd (a cgroup v2 directory, or -1) a direct
+// clone uses clone3(CLONE_INTO_CGROUP) where the kernel has it. On failure
+// returns -errno (or -EPROTO when an intermediate op failed, with *failure
+// describing it).
+pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* sync_fd, ChildMsg* failure);
 
 // Parent side of the sync protocol: optionally acknowledge a MSG_SYNC, then
 // wait up to timeout_ms for the next message. Returns 1 with *msg filled,

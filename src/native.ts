@@ -85,7 +85,8 @@ export interface NsBenchAddon {
 
 export interface Addon {
   /** Clones the init, which starts running the plan; a failure in an intermediate op comes back as `failure`. */
-  spawn(plan: Buffer, consoleSocket: number): SpawnResult;
+  /** cgroupDir: an fd of the init's cgroup v2 directory, born there with clone3(CLONE_INTO_CGROUP) where possible */
+  spawn(plan: Buffer, consoleSocket: number, cgroupDir?: number): SpawnResult;
   /** Acks a Sync (when ack) and waits for the next message; null when the init exec'd or died. */
   next(sync: number, ack: boolean, timeoutMs: number): ChildMsg | null;
   close(fd: number): void;

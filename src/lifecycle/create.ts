@@ -80,6 +80,16 @@ function warnUnapplied(spec: Spec): string[] {
   return w;
 }
 
+/** An fd of a cgroup v2 directory to be born in, or -1 (no v2 tree, or it cannot be opened). */
+function openCgroupDir(dir: string | undefined): number {
+  if (!dir) return -1;
+  try {
+    return fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  } catch {
+    return -1;
+  }
+}
+
 /** The mount containing `dir`, in the runtime's mount namespace. */
 function mountPointOf(dir: string, mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): string {
   const mounts = parseMountinfo(mountinfo);
@@ -202,7 +212,15 @@ export function create(store: Store, opts: CreateOptions): Created {
 
     const encoded = encodePlan(plan);
     if (tracing()) trace(`create: plan encoded (${plan.ops.length} ops, ${encoded.length} bytes)`);
-    const spawned = native().spawn(encoded, consoleFd);
+    // The init is born in its cgroup v2 directory (clone3 CLONE_INTO_CGROUP);
+    // the cgroup.procs writes at the CLONED sync cover v1 and older kernels.
+    const bornIn = openCgroupDir(cgroups.paths.unified);
+    let spawned;
+    try {
+      spawned = native().spawn(encoded, consoleFd, bornIn);
+    } finally {
+      if (bornIn >= 0) fs.closeSync(bornIn);
+    }
     if ('failure' in spawned) throw stepError(plan, spawned.failure);
     if (tracing()) trace(`create: init cloned (pid ${spawned.pid})`);
     sync = spawned.sync;
