@@ -36,6 +36,13 @@ const launcher = await build({
   define: { TSRUN_BUILD_ID: JSON.stringify(id) },
 });
 writeAtomic('dist/tsrun.js', launcher.outputFiles[0].text);
+// tsctl, the shim: one plain bundle (it is not on any engine's hot path).
+const shim = await build({
+  ...common,
+  entryPoints: { tsctl: 'src/shim/cli/entry.ts' },
+  define: { TSRUN_VERSION: JSON.stringify(version) },
+});
+writeAtomic('dist/tsctl.js', shim.outputFiles[0].text);
 try {
   buildCodeCache('dist', id);
 } catch (e) {
