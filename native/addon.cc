@@ -19,6 +19,8 @@
 
 // native/nsbench.cc: the timing loops of `tsrun bench`.
 Napi::Object NsBenchExports(Napi::Env env);
+// native/engine.cc: the resident engine's socket (src/engine/).
+Napi::Object EngineExports(Napi::Env env);
 
 namespace {
 
@@ -305,6 +307,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bench", NsBenchExports(env));  // native/nsbench.cc (tsrun bench)
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));  // src/cgroups/devices.ts
   exports.Set("planVersion", Napi::Number::New(env, TSRUN_PLAN_VERSION));
+  exports.Set("engine", EngineExports(env));  // native/engine.cc (src/engine/)
   return exports;
 }
 

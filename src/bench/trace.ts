@@ -46,6 +46,13 @@ function toStderr(line: string): void {
   }
 }
 
+/** Back to the state of a fresh process (the engine, between commands). */
+export function resetTrace(): void {
+  sink = envOn() ? toStderr : undefined;
+  last = 0;
+  started = false;
+}
+
 /** Whether trace points print (TSRUN_TRACE=1 or --debug). */
 export function tracing(): boolean {
   return sink !== undefined;

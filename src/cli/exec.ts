@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { Foreground } from '../lifecycle/foreground.js';
 import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
+import { EngineFallback, processHost } from '../engine/host.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -60,8 +61,12 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
   });
   for (const e of o.env) if (!e.includes('=')) throw new UserError(`--env: ${JSON.stringify(e)} must be KEY=VALUE`);
   const wantsTty = o.process ? processWantsTerminal(o.process) : !!o.tty;
-  const channel = wantsTty && !o.consoleSocket && !o.detach ? openConsoleChannel() : undefined;
-  const fg = o.detach ? undefined : new Foreground();
+  const relayed = wantsTty && !o.consoleSocket && !o.detach;
+  // The terminal relay is this process's job (src/lifecycle/terminal.ts), which a launcher does not do.
+  const host = processHost();
+  if (relayed && host.remote) throw new EngineFallback('terminal relay');
+  const channel = relayed ? openConsoleChannel() : undefined;
+  const fg = o.detach || host.remote ? undefined : new Foreground();
   let pid: number;
   try {
     ({ pid } = execProcess(c.store, {
@@ -86,12 +91,14 @@ async function exec(c: Context, id: string, command: string[], o: ExecFlags): Pr
     preserveFds: o.preserveFds,
     ignorePaused: !!o.ignorePaused,
     cgroup: o.cgroup,
+    foreground: !o.detach,
   }));
   } catch (e) {
     fg?.release();
     throw e;
   }
-  if (!fg) return;
+  if (o.detach) return;
+  if (!fg) return host.handOver(pid);
   fg.attach(pid);
   throw new ExitRequest(await fg.wait(channel ? startRelay(channel) : undefined));
 }

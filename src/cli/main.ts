@@ -25,6 +25,8 @@ import * as updateCmd from './update.js';
 import * as eventsCmd from './events.js';
 import * as psCmd from './ps.js';
 import * as benchCmd from './bench.js';
+import * as engineCmd from './engine.js';
+import { EngineFallback } from '../engine/host.js';
 import { enableTrace, markMain, trace } from '../bench/trace.js';
 import { parseFastState, runFastState } from '../bench/fastpath.js';
 
@@ -67,6 +69,7 @@ function buildProgram(): Command {
   specCmd.register(program);
   featuresCmd.register(program);
   benchCmd.register(program);
+  engineCmd.register(program, ctx, main);
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => undefined });
   return program;
 }
@@ -88,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof ExitRequest) return e.code;
+    if (e instanceof EngineFallback) throw e; // the engine's launcher runs it cold
     if (e instanceof CommanderError) {
       if (e.exitCode === 0) return 0; // --help, --version
       log.fatal(describe(e));

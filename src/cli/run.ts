@@ -8,6 +8,7 @@ import { Foreground } from '../lifecycle/foreground.js';
 import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
 import { type Context, ExitRequest, naming, parseNonNegativeInt } from './context.js';
 import { trace } from '../bench/trace.js';
+import { EngineFallback, processHost } from '../engine/host.js';
 
 
 export function register(program: Command, ctx: () => Context): void {
@@ -38,9 +39,14 @@ interface RunFlags {
 
 async function run(c: Context, id: string, o: RunFlags): Promise<void> {
   // A terminal with nobody to hand it to: the person at this terminal gets it.
-  const channel = !o.consoleSocket && !o.detach && wantsTerminal(o.bundle) ? openConsoleChannel() : undefined;
-  // Signals are intercepted (and queued) from now on, not only once the container runs.
-  const fg = o.detach ? undefined : new Foreground();
+  const relayed = !o.consoleSocket && !o.detach && wantsTerminal(o.bundle);
+  // The terminal relay is this process's job (src/lifecycle/terminal.ts), which a launcher does not do.
+  const host = processHost();
+  if (relayed && host.remote) throw new EngineFallback('terminal relay');
+  const channel = relayed ? openConsoleChannel() : undefined;
+  // Signals are intercepted (and queued) from now on, not only once the
+  // container runs; in an engine, by the launcher.
+  const fg = o.detach || host.remote ? undefined : new Foreground();
   let created: Created;
   try {
     created = create(c.store, {
@@ -53,6 +59,7 @@ async function run(c: Context, id: string, o: RunFlags): Promise<void> {
       preserveFds: o.preserveFds,
       systemdCgroup: c.global.systemdCgroup,
       mode: 'run',
+      foreground: !o.detach,
     });
   } catch (e) {
     fg?.release();
@@ -73,7 +80,9 @@ async function run(c: Context, id: string, o: RunFlags): Promise<void> {
     destroy(c.store, created.rec);
     throw e;
   }
-  if (!fg) return;
+  if (o.detach) return;
+  // In an engine: the launcher waits for its child, then runs the delete.
+  if (!fg) return host.handOver(created.rec.pid, o.keep ? undefined : id);
   const code = await fg.wait(channel ? startRelay(channel) : undefined);
   trace('run: container exited');
   if (!o.keep) destroy(c.store, c.store.load(id));

@@ -18,9 +18,10 @@ import { encodePlan, SyncTag, type Plan } from '../plan/plan.js';
 import { destroy, hookState, startTimeOf } from './container.js';
 import { runHooks } from './hooks.js';
 import { connectConsole } from './terminal.js';
-import { procStat, sleepMs } from './proc.js';
+import { procStat } from './proc.js';
 import { type ContainerRecord, Store, writePidFile } from './store.js';
 import { trace, tracing } from '../bench/trace.js';
+import { processHost } from '../engine/host.js';
 
 export interface CreateOptions {
   id: string;
@@ -34,6 +35,8 @@ export interface CreateOptions {
   systemdCgroup?: boolean;
   /** 'run' skips the exec fifo: the caller starts the init with startRun() */
   mode: 'create' | 'run';
+  /** run without -d: someone waits for the init (an engine's launcher forwards signals from the spawn on) */
+  foreground?: boolean;
 }
 
 export interface Created {
@@ -156,6 +159,8 @@ export function create(store: Store, opts: CreateOptions): Created {
   const { spec, rootfs } = loadBundle(bundle);
   const host = readHost();
   const dir = store.claim(opts.id);
+  const parent = processHost();
+  parent.claimed(opts.id);
   const rec: ContainerRecord = {
     id: opts.id,
     bundle,
@@ -217,7 +222,7 @@ export function create(store: Store, opts: CreateOptions): Created {
     const bornIn = openCgroupDir(cgroups.paths.unified);
     let spawned;
     try {
-      spawned = native().spawn(encoded, consoleFd, bornIn);
+      spawned = parent.spawn(encoded, consoleFd, bornIn, !!opts.foreground);
     } finally {
       if (bornIn >= 0) fs.closeSync(bornIn);
     }
@@ -231,7 +236,7 @@ export function create(store: Store, opts: CreateOptions): Created {
 
     let ack = false;
     for (;;) {
-      const msg = native().next(sync, ack, STEP_TIMEOUT_MS);
+      const msg = parent.next(sync, ack, STEP_TIMEOUT_MS);
       ack = false;
       if (tracing()) trace(`create: init message: ${msg === null ? 'EOF' : `kind ${msg.kind} at op ${msg.step}${msg.kind === MsgKind.Sync ? ` (sync ${msg.arg})` : ''}`}`);
       if (msg === null) throw new UserError('container init exited during setup');
@@ -263,13 +268,13 @@ export function create(store: Store, opts: CreateOptions): Created {
     store.save(rec);
     trace('create: state written (created)');
     if (opts.mode === 'create') {
-      native().close(sync);
+      parent.closeSync(sync);
       sync = -1;
     }
     return { rec, sync, plan };
   } catch (e) {
     if (consoleFd >= 0) native().close(consoleFd);
-    if (sync >= 0) native().close(sync);
+    if (sync >= 0) parent.closeSync(sync);
     abortCreate(store, rec);
     throw e;
   }
@@ -284,8 +289,7 @@ function abortCreate(store: Store, rec: ContainerRecord): void {
       } catch {
         /* already gone */
       }
-      // We are its parent: reap it so no zombie outlives us.
-      for (let i = 0; i < 2500 && native().tryWait(rec.pid) === null; i++) sleepMs(2);
+      processHost().reap(rec.pid);
     }
     rec.pid = 0;
     rec.phase = 'created'; // not 'creating': the creator is us, and we are done with it
@@ -297,8 +301,8 @@ function abortCreate(store: Store, rec: ContainerRecord): void {
 
 /** `run`: let the init exec (ack its START sync) and report whether exec worked. */
 export function startRun(store: Store, created: Created): void {
-  const msg = native().next(created.sync, true, STEP_TIMEOUT_MS);
-  native().close(created.sync);
+  const msg = processHost().next(created.sync, true, STEP_TIMEOUT_MS);
+  processHost().closeSync(created.sync);
   trace('run: init released, exec reported');
   if (msg && msg.kind === MsgKind.Error) throw stepError(created.plan, msg);
   created.rec.phase = 'running';

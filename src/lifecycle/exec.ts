@@ -15,9 +15,9 @@ import { compileExec } from '../plan/exec.js';
 import { encodePlan, SyncTag } from '../plan/plan.js';
 import { statusOf } from './container.js';
 import { capLastCap, stepError } from './create.js';
-import { sleepMs } from './proc.js';
 import { connectConsole } from './terminal.js';
 import { Store, writePidFile } from './store.js';
+import { processHost } from '../engine/host.js';
 
 export interface ExecOverrides {
   args: string[];
@@ -45,6 +45,8 @@ export interface ExecOptions {
   ignorePaused: boolean;
   /** --cgroup: a sub-cgroup of the container's to join */
   cgroup?: string;
+  /** not -d: someone waits for the process */
+  foreground?: boolean;
 }
 
 export interface Execed {
@@ -140,14 +142,15 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
   let consoleFd = -1;
   let sync = -1;
   let pid = 0;
+  const host = processHost();
   try {
     consoleFd = connectConsole(opts);
-    const spawned = native().spawn(encodePlan(plan), consoleFd);
+    const spawned = host.spawn(encodePlan(plan), consoleFd, -1, !!opts.foreground);
     if ('failure' in spawned) throw stepError(plan, spawned.failure);
     ({ pid, sync } = spawned);
     let ack = false;
     for (;;) {
-      const msg = native().next(sync, ack, STEP_TIMEOUT_MS);
+      const msg = host.next(sync, ack, STEP_TIMEOUT_MS);
       ack = false;
       if (msg === null) break; // exec'd: the sync socket closed on exec
       if (msg.kind === MsgKind.Error) throw stepError(plan, msg);
@@ -165,11 +168,11 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
       } catch {
         /* gone */
       }
-      for (let i = 0; i < 2500 && native().tryWait(pid) === null; i++) sleepMs(2);
+      host.reap(pid);
     }
     throw e;
   } finally {
-    if (sync >= 0) native().close(sync);
+    if (sync >= 0) host.closeSync(sync);
     if (consoleFd >= 0) native().close(consoleFd);
   }
   if (opts.pidFile) writePidFile(opts.pidFile, pid);

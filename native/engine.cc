@@ -1,0 +1,266 @@
+// The engine's side of native/engine_proto.h: Node can neither speak
+// SOCK_SEQPACKET nor pass descriptors (SCM_RIGHTS) nor read SO_PEERCRED, so
+// these few calls do it (src/engine/wire.ts types them).
+#include <napi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "engine_proto.h"
+
+namespace {
+
+Napi::Error Errno(Napi::Env env, int err, const std::string& what) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+bool fill_addr(const std::string& path, struct sockaddr_un* addr) {
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr->sun_path)) return false;
+  memcpy(addr->sun_path, path.c_str(), path.size());
+  return true;
+}
+
+// listen(path) -> fd: the socket only root can connect to (0600 in a 0700 dir).
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  struct sockaddr_un addr;
+  if (!fill_addr(path, &addr)) {
+    Errno(env, ENAMETOOLONG, "bind " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  mode_t old = umask(0177);
+  int r = fd < 0 ? -1 : bind(fd, (struct sockaddr*)&addr, sizeof(addr));
+  int err = errno;
+  umask(old);
+  if (r == 0) r = listen(fd, 128);
+  if (r < 0) {
+    err = errno;
+    if (fd >= 0) close(fd);
+    Errno(env, err, "listen " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// connect(path) -> fd, or -1 when nobody (root) listens there.
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct sockaddr_un addr;
+  if (!fill_addr(info[0].As<Napi::String>().Utf8Value(), &addr)) return Napi::Number::New(env, -1);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -1);
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (connect(fd, (struct sockaddr*)&addr, sizeof(addr)) < 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+    close(fd);
+    return Napi::Number::New(env, -1);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// accept(listenFd, timeoutMs) -> Promise<{fd, pid} | null>: on a worker
+// thread, so the engine's event loop runs while it is idle. Peers that are
+// not root are refused here (SO_PEERCRED), before a byte is exchanged.
+class AcceptWorker : public Napi::AsyncWorker {
+ public:
+  AcceptWorker(Napi::Env env, int fd, int timeout) : Napi::AsyncWorker(env), fd_(fd), timeout_(timeout), deferred_(env) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    for (;;) {
+      struct pollfd pfd = {fd_, POLLIN, 0};
+      int r = poll(&pfd, 1, timeout_);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        err_ = errno;
+        return;
+      }
+      if (r == 0) return;  // idle timeout
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+        err_ = errno;
+        return;
+      }
+      struct ucred cred;
+      socklen_t len = sizeof(cred);
+      if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+        close(c);
+        continue;
+      }
+      conn_ = c;
+      pid_ = cred.pid;
+      return;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(Errno(env, err_, "accept").Value());
+      return;
+    }
+    if (conn_ < 0) {
+      deferred_.Resolve(env.Null());
+      return;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fd", conn_);
+    o.Set("pid", pid_);
+    deferred_.Resolve(o);
+  }
+
+ private:
+  int fd_, timeout_;
+  int conn_ = -1, pid_ = 0, err_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  auto* w = new AcceptWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// send(fd, type, [a, b, c, d], payload?, fds?)
+Napi::Value Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  EngineMsg h;
+  h.type = info[1].As<Napi::Number>().Uint32Value();
+  Napi::Array nums = info[2].As<Napi::Array>();
+  int32_t* fields[4] = {&h.a, &h.b, &h.c, &h.d};
+  for (uint32_t i = 0; i < 4; i++) *fields[i] = i < nums.Length() ? nums.Get(i).As<Napi::Number>().Int32Value() : 0;
+  std::vector<char> data((char*)&h, (char*)&h + sizeof(h));
+  if (info.Length() > 3 && info[3].IsBuffer()) {
+    auto b = info[3].As<Napi::Buffer<char>>();
+    data.insert(data.end(), b.Data(), b.Data() + b.Length());
+  }
+  std::vector<int> fds;
+  if (info.Length() > 4 && info[4].IsArray()) {
+    Napi::Array a = info[4].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length() && i < 8; i++) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
+  struct iovec iov = {data.data(), data.size()};
+  union {
+    char b[CMSG_SPACE(sizeof(int) * 8)];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof(mh));
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (!fds.empty()) {
+    mh.msg_control = u.b;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do { n = sendmsg(fd, &mh, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+  if (n < 0) Errno(env, errno, "engine send").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// recv(fd, timeoutMs) -> {type, a, b, c, d, payload, fds} | null on EOF.
+// Synchronous on purpose: the engine is inside one command, whose steps
+// (create's sync points) are synchronous too.
+Napi::Value Recv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int timeout = info[1].As<Napi::Number>().Int32Value();
+  struct pollfd pfd = {fd, POLLIN, 0};
+  int r;
+  do { r = poll(&pfd, 1, timeout); } while (r < 0 && errno == EINTR);
+  if (r == 0) {
+    Errno(env, ETIMEDOUT, "engine receive").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ssize_t size;
+  do { size = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC); } while (size < 0 && errno == EINTR);
+  if (size == 0 || (size < 0 && errno == ECONNRESET)) return env.Null();
+  if (size < 0 || (size_t)size < sizeof(EngineMsg) || (size_t)size > ENGINE_MAX_MSG) {
+    Errno(env, size < 0 ? errno : EPROTO, "engine receive").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<char> buf(size);
+  struct iovec iov = {buf.data(), (size_t)size};
+  union {
+    char b[CMSG_SPACE(sizeof(int) * 8)];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof(mh));
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = u.b;
+  mh.msg_controllen = sizeof(u.b);
+  ssize_t n;
+  do { n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+  if (n == 0) return env.Null();
+  if (n < (ssize_t)sizeof(EngineMsg)) {
+    Errno(env, n < 0 ? errno : EPROTO, "engine receive").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array fds = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < cnt; i++) {
+      int f;
+      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.Set(k++, f);
+    }
+  }
+  EngineMsg h;
+  memcpy(&h, buf.data(), sizeof(h));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", h.type);
+  o.Set("a", h.a);
+  o.Set("b", h.b);
+  o.Set("c", h.c);
+  o.Set("d", h.d);
+  o.Set("payload", Napi::Buffer<char>::Copy(env, buf.data() + sizeof(h), n - sizeof(h)));
+  o.Set("fds", fds);
+  return o;
+}
+
+// dup2(from, to): a command's stdio becomes the engine's 0, 1 and 2 while it runs.
+Napi::Value Dup2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (dup2(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value()) < 0)
+    Errno(env, errno, "dup2").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+}  // namespace
+
+Napi::Object EngineExports(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("listen", Napi::Function::New(env, Listen));
+  o.Set("connect", Napi::Function::New(env, Connect));
+  o.Set("accept", Napi::Function::New(env, Accept));
+  o.Set("send", Napi::Function::New(env, Send));
+  o.Set("recv", Napi::Function::New(env, Recv));
+  o.Set("dup2", Napi::Function::New(env, Dup2));
+  o.Set("protoVersion", Napi::Number::New(env, ENGINE_PROTO_VERSION));
+  return o;
+}

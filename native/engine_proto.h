@@ -1,0 +1,51 @@
+// The wire protocol between the native launcher (native/launcher.cc, which
+// is bin/tsrun) and a resident engine (src/engine/, through native/engine.cc).
+//
+// One SOCK_SEQPACKET connection per command: every message is one datagram
+// (EngineMsg header, then payload bytes), descriptors ride on it with
+// SCM_RIGHTS. The engine speaks first (HELLO with its build id), so a
+// launcher that finds the engine busy or from another build has sent nothing
+// and can still run the command cold without it having happened twice.
+//
+// src/engine/protocol.ts mirrors these numbers; bump ENGINE_PROTO_VERSION on
+// any change (it is part of the build id both sides compare).
+#pragma once
+#include <stdint.h>
+
+#define ENGINE_PROTO_VERSION 1
+// Where engines listen: <dir>/<fnv1a64(absolute --root) as 16 hex>.sock
+#define ENGINE_SOCKET_DIR "/run/tsrun-engine"
+// Upper bound of one datagram (a plan is a few KB; env and argv less).
+#define ENGINE_MAX_MSG (4u << 20)
+
+struct EngineMsg {
+  uint32_t type;
+  int32_t a, b, c, d;
+};
+static_assert(sizeof(EngineMsg) == 20, "wire layout");
+
+enum EngineMsgType : uint32_t {
+  // engine -> launcher
+  EM_HELLO = 1,       // payload: build id
+  EM_EXIT = 2,        // a = exit status; the command is over
+  EM_FALLBACK = 3,    // run the command cold (nothing of it has happened)
+  EM_SPAWN = 4,       // payload: plan; fds: [console if a] [cgroup dir if b]
+  EM_NEXT = 5,        // plan_next(sync, ack = a, timeout = b)
+  EM_CLOSE_SYNC = 6,  // close the sync socket
+  EM_REAP = 7,        // wait (bounded, b ms) for child a, already killed
+  EM_CLEANUP = 8,     // payload: argv (NUL-separated) that undoes the command
+                      // cold if the engine dies before EM_EXIT/EM_WAIT
+  EM_WAIT = 9,        // a = pid: wait for it (forwarding signals) and exit with
+                      // its status; payload: argv (NUL-separated) to run
+                      // afterwards through an engine or cold (run's delete), or empty
+
+  // launcher -> engine
+  EM_REQUEST = 101,   // a = umask, b = argc, c = envc;
+                      // payload: build id, cwd, argv..., env... (each NUL-terminated);
+                      // fds: stdin, stdout, stderr
+  EM_SPAWNED = 102,   // a = pid
+  EM_SPAWN_FAILED = 103, // a = -errno of clone, or 0 with a ChildMsg payload (intermediate op failed)
+  EM_CHILD_MSG = 104, // a = 1 with ChildMsg payload, 0 on EOF, -errno on error
+  EM_DONE = 105,      // reply to CLOSE_SYNC / REAP (a = 1 when reaped)
+  EM_CONTROL = 106,   // payload: build id, then "status" or "stop"
+};

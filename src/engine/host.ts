@@ -1,0 +1,128 @@
+/**
+ * Who is the parent of the processes a command starts. Cold, it is this
+ * process, through the addon. In the engine it is the launcher that sent the
+ * command (native/launcher.cc): the plan goes back over its socket and the
+ * launcher runs the same executor, so the init is the launcher's child (as
+ * it is runc's) while every step that needs the parent's side (cgroups, id
+ * maps, hooks, state) stays here, in the same code.
+ */
+import { native, type ChildMsg, type SpawnResult } from '../native.js';
+import { sleepMs } from '../lifecycle/proc.js';
+import type { EngineAddon } from './wire.js';
+import { Em, joinNul } from './protocol.js';
+
+export interface ProcessHost {
+  readonly remote: boolean;
+  spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult;
+  next(sync: number, ack: boolean, timeoutMs: number): ChildMsg | null;
+  closeSync(sync: number): void;
+  /** Waits (bounded) until `pid`, already sent SIGKILL, is reaped. */
+  reap(pid: number): void;
+  /** create claimed `id`: if the engine dies now, the launcher deletes it cold. */
+  claimed(id: string): void;
+  /** The foreground process is the launcher's to wait for; `deleteId`: run's delete afterwards. */
+  handOver(pid: number, deleteId?: string): void;
+}
+
+/** Thrown before a command has done anything the engine cannot serve: the launcher runs it cold. */
+export class EngineFallback extends Error {
+  constructor(why: string) {
+    super(`engine fallback: ${why}`);
+  }
+}
+
+const local: ProcessHost = {
+  remote: false,
+  spawn: (plan, consoleFd, cgroupFd) => native().spawn(plan, consoleFd, cgroupFd),
+  next: (sync, ack, timeoutMs) => native().next(sync, ack, timeoutMs),
+  closeSync: (sync) => native().close(sync),
+  reap(pid) {
+    // We are its parent: reap it so no zombie outlives us.
+    for (let i = 0; i < 2500 && native().tryWait(pid) === null; i++) sleepMs(2);
+  },
+  claimed: () => undefined,
+  handOver: () => {
+    throw new Error('handOver without an engine');
+  },
+};
+
+let current: ProcessHost = local;
+
+export function processHost(): ProcessHost {
+  return current;
+}
+
+export function setProcessHost(h: ProcessHost | undefined): void {
+  current = h ?? local;
+}
+
+/** The sync socket stays in the launcher; create only needs a number that is not -1. */
+const REMOTE_SYNC = 1 << 30;
+/** Margin over the launcher's own wait, so its answer (a timeout) is what we see. */
+const SLACK_MS = 10_000;
+
+function childMsg(b: Buffer): ChildMsg {
+  return { kind: b.readUInt32LE(0), step: b.readUInt32LE(4), errno: b.readInt32LE(8), arg: b.readInt32LE(12) } as ChildMsg;
+}
+
+function errnoError(errno: number, what: string): Error {
+  return Object.assign(new Error(`${what}: ${native().strerror(errno)}`), { errno });
+}
+
+/** The launcher on the other end of one command's connection. */
+export class RemoteHost implements ProcessHost {
+  readonly remote = true;
+  handedOver = false;
+
+  constructor(
+    private readonly eng: EngineAddon,
+    private readonly fd: number,
+    /** the command's global flags, for the delete that undoes or ends it */
+    private readonly globals: string[],
+  ) {}
+
+  private ask(type: Em, nums: number[], timeoutMs: number, payload?: Buffer, fds?: number[]) {
+    this.eng.send(this.fd, type, nums, payload, fds);
+    const reply = this.eng.recv(this.fd, timeoutMs);
+    if (!reply) throw new Error('the launcher went away');
+    return reply;
+  }
+
+  spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult {
+    const fds = [consoleFd, cgroupFd].filter((f) => f >= 0);
+    const r = this.ask(Em.Spawn, [consoleFd >= 0 ? 1 : 0, cgroupFd >= 0 ? 1 : 0, foreground ? 1 : 0], 60_000, plan, fds);
+    if (r.type === Em.Spawned) return { pid: r.a, sync: REMOTE_SYNC };
+    if (r.type === Em.SpawnFailed && r.a === 0) return { failure: childMsg(r.payload) };
+    if (r.type === Em.SpawnFailed) throw errnoError(-r.a, r.a === -22 ? 'invalid plan' : 'clone');
+    throw new Error(`launcher: unexpected reply ${r.type} to spawn`);
+  }
+
+  next(_sync: number, ack: boolean, timeoutMs: number): ChildMsg | null {
+    const r = this.ask(Em.Next, [ack ? 1 : 0, timeoutMs], timeoutMs + SLACK_MS);
+    if (r.type !== Em.ChildMsg) throw new Error(`launcher: unexpected reply ${r.type} to next`);
+    if (r.a < 0) throw errnoError(-r.a, 'waiting for container init');
+    return r.a === 0 ? null : childMsg(r.payload);
+  }
+
+  closeSync(): void {
+    this.ask(Em.CloseSync, [], SLACK_MS);
+  }
+
+  reap(pid: number): void {
+    try {
+      this.ask(Em.Reap, [pid, 5000], 5000 + SLACK_MS);
+    } catch {
+      /* the launcher is gone: its subreaper reaps the orphan */
+    }
+  }
+
+  claimed(id: string): void {
+    this.eng.send(this.fd, Em.Cleanup, [], joinNul([...this.globals, 'delete', '--force', id]));
+  }
+
+  handOver(pid: number, deleteId?: string): void {
+    const after = deleteId === undefined ? Buffer.alloc(0) : joinNul([...this.globals, 'delete', '--force', deleteId]);
+    this.eng.send(this.fd, Em.Wait, [pid], after);
+    this.handedOver = true;
+  }
+}

@@ -1,0 +1,32 @@
+/** native/engine.cc, typed: the engine's socket calls (the addon's `engine` export). */
+import { native } from '../native.js';
+
+export interface WireMsg {
+  type: number;
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+  payload: Buffer;
+  fds: number[];
+}
+
+export interface EngineAddon {
+  /** a SOCK_SEQPACKET socket bound at path (mode 0600) and listening */
+  listen(path: string): number;
+  /** a connection to a root-owned listener, or -1 */
+  connect(path: string): number;
+  /** the next root peer, or null after timeoutMs (-1: none) idle */
+  accept(listenFd: number, timeoutMs: number): Promise<{ fd: number; pid: number } | null>;
+  send(fd: number, type: number, nums: number[], payload?: Buffer, fds?: number[]): void;
+  /** one message; null on EOF; throws on timeout */
+  recv(fd: number, timeoutMs: number): WireMsg | null;
+  dup2(from: number, to: number): void;
+  protoVersion: number;
+}
+
+export function engineAddon(): EngineAddon {
+  const eng = (native() as unknown as { engine?: EngineAddon }).engine;
+  if (!eng) throw new Error('the addon has no engine support: rebuild (npm run build)');
+  return eng;
+}
