@@ -23,6 +23,8 @@
 //   TSRUN_SPEC_JOBS      spec files run at once (default 1: containers and
 //                        the leak checks' view of the host stay one file's)
 //   TSRUN_SKIP_SPEC=1    do not run spec/
+//   TSRUN_TEST_ENGINE=1  specs run through a warm engine (spec/lib/harness.ts);
+//                        the whole suite runs the core spec dirs so once more
 //
 // The counts come from the summary tap prints at the end of a run
 // (`# { total, pass, fail, todo, skip }`: every assertion, plus a failure
@@ -82,6 +84,20 @@ const groups = [
     files: [],
   },
   {
+    // The core specs again with TSRUN_TEST_ENGINE=1: the harness starts a
+    // resident engine for each state root (`tsrun engine start`), so the same
+    // assertions run through bin/tsrun's warm path (src/engine/). Only the
+    // core directories: the whole spec/ twice would double CI's longest part.
+    name: 'warm',
+    dir: 'spec',
+    dirs: ['spec/runtime', 'spec/exec', 'spec/hooks', 'spec/terminal', 'spec/security'],
+    what: 'core specs through a warm engine',
+    timeout: process.env.TSRUN_SPEC_TIMEOUT ?? '300',
+    jobs: process.env.TSRUN_SPEC_JOBS ?? '1',
+    env: { TSRUN_TEST_ENGINE: '1' },
+    files: [],
+  },
+  {
     // The cgroup specs again, in a throwaway VM with a pure cgroup v2
     // hierarchy (../shared/tools/run-in-v2-vm.sh): this host is hybrid.
     name: 'v2',
@@ -94,9 +110,11 @@ const groups = [
   },
 ];
 if (selectors.length === 0) {
-  for (const g of groups) g.files = findTests(g.dir);
+  for (const g of groups) g.files = (g.dirs ?? [g.dir]).flatMap(findTests);
 } else {
-  groups.pop(); // the VM group runs only with the whole suite
+  // The warm and VM groups run only with the whole suite (TSRUN_TEST_ENGINE=1
+  // with selectors runs the selected specs warm).
+  groups.splice(groups.findIndex((g) => g.name === 'warm'));
   for (const sel of selectors) {
     const rel = path.relative(REPO, path.resolve(sel));
     const g = groups.find((g) => rel === g.dir || rel.startsWith(`${g.dir}/`));
@@ -248,7 +266,7 @@ function runTap(group) {
   return new Promise((resolve) => {
     // tap's terminal reporters redraw a progress summary unless they believe
     // they are in CI: in a log (stdout not a terminal) they should.
-    const env = process.stdout.isTTY || process.env.CI ? process.env : { ...process.env, CI: 'true' };
+    const env = { ...process.env, ...(process.stdout.isTTY || process.env.CI ? {} : { CI: 'true' }), ...group.env };
     const child = spawn(group.command ? group.command[0] : process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'inherit'] });
     let raw;
     if (condensed) {
@@ -297,7 +315,7 @@ const notes = [];
 let failed = false;
 
 for (const g of groups) {
-  const label = `${g.dir}/ (${g.what})`;
+  const label = g.dirs ? `${g.dirs.join('/, ')}/ (${g.what})` : `${g.dir}/ (${g.what})`;
   if (selectors.length && !g.selected) continue;
   if (g.name === 'v2') {
     const vm = path.resolve(REPO, '..', 'shared', 'tools', 'run-in-v2-vm.sh');
@@ -312,7 +330,7 @@ for (const g of groups) {
       continue;
     }
   }
-  if (g.name === 'spec') {
+  if (g.name === 'spec' || g.name === 'warm') {
     if (process.env.TSRUN_SKIP_SPEC === '1') {
       notes.push(`${label}: skipped because TSRUN_SKIP_SPEC=1`);
       console.log(`\n== ${label}: skipped (TSRUN_SKIP_SPEC=1)`);

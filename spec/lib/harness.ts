@@ -243,7 +243,33 @@ export function tsrun(args: string[], opts: RunOptions = {}): Promise<RunResult>
  */
 export function runtime(binary: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const root = opts.root ?? rootFor(binary);
+  if (binary === 'tsrun' && warmMode()) ensureEngine(root);
   return exec(binaryFor(binary), ['--root', root, ...args], opts);
+}
+
+// ---------------------------------------------------------------------------
+// Warm mode (TSRUN_TEST_ENGINE=1): every tsrun state root gets a resident
+// engine (`tsrun engine start`) before its first command, stopped when this
+// process exits, so the same specs exercise bin/tsrun's warm path.
+
+const engines = new Set<string>();
+
+export function warmMode(): boolean {
+  return process.env.TSRUN_TEST_ENGINE === '1';
+}
+
+/** Starts the engine for `root` once (synchronously; ~0.2 s). */
+export function ensureEngine(root: string): void {
+  const abs = path.resolve(root);
+  if (engines.has(abs)) return;
+  engines.add(abs);
+  const r = spawnSync(tsrunBinary(), ['--root', abs, 'engine', 'start', '--idle-timeout', '900'], { encoding: 'utf8', timeout: 20_000, env: childEnv() });
+  if (r.status !== 0) throw new Error(`[harness] engine start for ${abs} failed: ${r.stderr || r.error}`);
+}
+
+function stopEngines(): void {
+  for (const root of engines) spawnSync(tsrunBinary(), ['--root', root, 'engine', 'stop'], { stdio: 'ignore', timeout: 5000, env: childEnv() });
+  engines.clear();
 }
 
 // ---------------------------------------------------------------------------
@@ -760,6 +786,7 @@ function lastResort(why: string): void {
       env: childEnv(),
     });
   for (const c of live) killGroup(c);
+  stopEngines();
   const dirty = undeleted.size > 0 || liveBundles.size > 0;
   if (dirty && why !== 'exit') console.error(`[harness] ${why}: deleting containers and bundles left behind`);
   for (const p of undeleted) del(p.runtimeName, p.root, p.id);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { State } from '../../src/oci/types.js';
-import { type BundleConfig, exec, rootFor, type RunResult, type TestLike, tsrun, tsrunBinary } from '../lib/harness.js';
+import { type BundleConfig, ensureEngine, exec, rootFor, type RunResult, type TestLike, tsrun, tsrunBinary, warmMode } from '../lib/harness.js';
 
 export const isRoot = process.getuid?.() === 0;
 export const hasCommand = (name: string): boolean =>
@@ -57,6 +57,7 @@ export function spawnLive(
   } = {},
 ): Live {
   const cmd = opts.cmd ?? tsrunBinary();
+  if (!opts.raw && warmMode()) ensureEngine(rootFor('tsrun'));
   const argv = opts.raw ? args : ['--root', rootFor('tsrun'), ...args];
   const child = spawn(cmd, argv, {
     cwd: opts.cwd,

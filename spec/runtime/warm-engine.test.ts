@@ -1,0 +1,142 @@
+/**
+ * The resident engine (src/engine/, native/launcher.cc): `engine
+ * start|status|stop`, a command through it behaves as cold (output, stderr,
+ * exit status), the container's process is the launcher's child with
+ * signals forwarded, and killing the engine with SIGKILL in the middle of a
+ * create leaves nothing behind and a retry works.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { assertNothingLeaked, cleanupContainer, exec, freshStateRoot, leakCheck, makeBundle, rootFor, tsrun, tsrunBinary, uniqueId } from '../lib/harness.js';
+import { alive, isRoot, procStatus, spawnLive, waitFor } from './core-lib.js';
+
+const skip = !isRoot ? 'needs root' : false;
+
+interface EngineStatus {
+  pid: number;
+  root: string;
+  build: string;
+  served: number;
+}
+
+async function status(): Promise<EngineStatus | undefined> {
+  const r = await tsrun(['engine', 'status']);
+  return r.code === 0 ? (JSON.parse(r.stdout) as EngineStatus) : undefined;
+}
+
+/** An engine for this test's own root, stopped at teardown (whatever the harness's mode). */
+async function startEngine(t: Test): Promise<EngineStatus> {
+  freshStateRoot(t);
+  const r = await tsrun(['engine', 'start', '--idle-timeout', '300']);
+  t.equal(r.code, 0, `engine start exits 0 (${r.stderr.trim()})`);
+  t.teardown(() => exec(tsrunBinary(), ['--root', rootFor('tsrun'), 'engine', 'stop'], { env: { TSRUN_ENGINE: '0' } }));
+  const s = await status();
+  if (!s) throw new Error('engine status failed right after start');
+  return s;
+}
+
+t.test('engine start, status and stop', { skip }, async (t) => {
+  const s = await startEngine(t);
+  t.equal(s.root, path.resolve(rootFor('tsrun')), 'it serves our root');
+  t.ok(alive(s.pid), 'the engine runs');
+  t.match(s.build, /^[0-9a-f]{16}\/p\d+\/v\d+$/, 'it names its build');
+  const mode = fs.statSync('/run/tsrun-engine');
+  t.equal(mode.mode & 0o777, 0o700, 'the socket directory is root-only');
+  const again = await tsrun(['engine', 'start']);
+  t.equal(again.code, 1, 'a second start fails');
+  t.match(again.stderr, /^tsrun: an engine already serves --root \S+\n$/, 'with one line saying so');
+  const stop = await tsrun(['engine', 'stop']);
+  t.equal(stop.code, 0, `stop exits 0 (${stop.stderr.trim()})`);
+  t.notOk(alive(s.pid), 'the engine is gone');
+  const none = await tsrun(['engine', 'status']);
+  t.equal(none.code, 1, 'status fails once stopped');
+  t.match(none.stderr, /^tsrun: no engine is running for --root \S+\n$/);
+  const stillWorks = await tsrun(['list', '-q']);
+  t.equal(stillWorks.code, 0, 'commands run cold again');
+});
+
+t.test('a command through the engine behaves as cold, and the engine serves it', { skip }, async (t) => {
+  const b = await makeBundle(t, (c) => {
+    c.process.args = ['sh', '-c', 'echo out; echo err >&2; exit 7'];
+  });
+  const before = await startEngine(t);
+  const results = [];
+  for (const mode of ['1', '0']) {
+    const id = uniqueId('warm');
+    cleanupContainer(t, id);
+    results.push(await tsrun(['run', '--bundle', b.dir, id], { env: { TSRUN_ENGINE: mode === '0' ? '0' : undefined } }));
+    const missing = await tsrun(['state', id], { env: { TSRUN_ENGINE: mode === '0' ? '0' : undefined } });
+    results.push(missing);
+  }
+  const [warmRun, warmState, coldRun, coldState] = results;
+  t.same([warmRun!.code, warmRun!.stdout, warmRun!.stderr], [7, 'out\n', 'err\n'], 'warm run: the container status and stdio');
+  t.same([coldRun!.code, coldRun!.stdout, coldRun!.stderr], [7, 'out\n', 'err\n'], 'cold run: the same');
+  t.equal(warmState!.code, 1, 'state of a deleted container fails warm');
+  t.equal(warmState!.stderr.replace(/warm-\S+/, 'ID'), coldState!.stderr.replace(/warm-\S+/, 'ID'), 'with the same message as cold');
+  const after = await status();
+  t.equal(after!.served - before.served, 3, 'the engine served the warm run, its delete and the warm state (not the cold ones)');
+});
+
+t.test('the container is the launcher\'s child and gets its signals', { skip }, async (t) => {
+  leakCheck(t);
+  const b = await makeBundle(t, (c) => {
+    c.process.args = ['sh', '-c', "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done"];
+  });
+  await startEngine(t);
+  const id = uniqueId('warmsig');
+  cleanupContainer(t, id);
+  const pidFile = path.join(b.dir, 'init.pid');
+  const live = spawnLive(t, ['run', '--bundle', b.dir, '--pid-file', pidFile, id]);
+  await waitFor(() => live.out().includes('ready'), 10_000);
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  t.equal(Number(procStatus(pid, 'PPid')), live.pid, 'the init\'s parent is the launcher (bin/tsrun), as runc\'s is');
+  live.child.kill('SIGTERM');
+  const end = await live.exited;
+  t.equal(end.code, 42, 'SIGTERM to the launcher reached the container; its status is the launcher\'s');
+  await waitFor(async () => (await tsrun(['state', id])).code !== 0, 5000);
+  t.not((await tsrun(['state', id])).code, 0, 'run deleted the container afterwards');
+  await assertNothingLeaked(t, id);
+});
+
+t.test('SIGKILL of the engine during a create: the command fails cleanly and a retry works', { skip }, async (t) => {
+  leakCheck(t);
+  const b = await makeBundle(t, (c) => {
+    c.process.args = ['sleep', '30'];
+  });
+  // A createRuntime hook that parks the create (in the engine) until we have killed the engine.
+  const hookPid = path.join(b.dir, 'hook.pid');
+  const config = JSON.parse(fs.readFileSync(path.join(b.dir, 'config.json'), 'utf8'));
+  config.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo $$ > ${hookPid}; exec sleep 30`] }] };
+  fs.writeFileSync(path.join(b.dir, 'config.json'), JSON.stringify(config));
+  const engine = await startEngine(t);
+  const id = uniqueId('warmkill');
+  cleanupContainer(t, id);
+  const live = spawnLive(t, ['create', '--bundle', b.dir, id]);
+  await waitFor(() => fs.existsSync(hookPid) && fs.readFileSync(hookPid, 'utf8').trim() !== '', 10_000);
+  process.kill(engine.pid, 'SIGKILL');
+  // The hook is the dead engine's child; we started it, so we end it.
+  process.kill(Number(fs.readFileSync(hookPid, 'utf8')), 'SIGKILL');
+  const end = await live.exited;
+  await live.closed;
+  t.equal(end.code, 1, 'the create fails');
+  t.match(live.err(), /^tsrun: create: the engine exited before the command completed; what it had created was removed\n$/, 'with one line saying why');
+  const st = await tsrun(['state', id]);
+  t.match(st.stderr, /does not exist/, 'no container is left in the state');
+  await assertNothingLeaked(t, id);
+
+  // Retry: cold (the engine is gone), then through a new engine.
+  fs.rmSync(hookPid);
+  config.hooks = {};
+  fs.writeFileSync(path.join(b.dir, 'config.json'), JSON.stringify(config));
+  const cold = await tsrun(['create', '--bundle', b.dir, id]);
+  t.equal(cold.code, 0, `the retry succeeds (${cold.stderr.trim()})`);
+  t.equal((await tsrun(['delete', '--force', id])).code, 0, 'and deletes');
+  const restarted = await tsrun(['engine', 'start']);
+  t.equal(restarted.code, 0, `a new engine starts (${restarted.stderr.trim()})`);
+  const warm = await tsrun(['create', '--bundle', b.dir, id]);
+  t.equal(warm.code, 0, `the retry through it succeeds (${warm.stderr.trim()})`);
+  t.equal((await status())?.served, 1, 'served by the new engine');
+  t.equal((await tsrun(['delete', '--force', id])).code, 0, 'and deletes');
+  await assertNothingLeaked(t, id);
+});
