@@ -15,7 +15,7 @@
       "type": "executable",
       "sources": ["native/launcher.cc", "native/executor.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
-      "ldflags": ["-static-libstdc++", "-static-libgcc"]
+      "ldflags": ["-static-libstdc++", "-static-libgcc", "-s"]
     }
   ]
 }

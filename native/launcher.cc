@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,7 +47,12 @@ namespace {
 // for the command that is waiting for it.
 const int HELLO_TIMEOUT_MS = 200;
 
+// The directory of the real bin/tsrun: /proc/self/exe, or, in the sealed
+// copy (reexec_sealed), what the first stage passed on.
+std::string g_dir;
+
 std::string self_dir() {
+  if (!g_dir.empty()) return g_dir;
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n <= 0) return ".";
@@ -449,10 +456,11 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
   }
 }
 
-// Runs args through an engine; false when it must run cold instead.
-bool try_engine(const Parsed& p, const std::string& build, const std::vector<std::string>& args, int* code) {
+// Runs args through an engine (on `sock`, already greeted, or a new
+// connection); false when it must run cold instead.
+bool try_engine(const Parsed& p, const std::string& build, const std::vector<std::string>& args, int* code, int sock = -1) {
   Session s;
-  s.sock = connect_engine(p.root, build);
+  s.sock = sock >= 0 ? sock : connect_engine(p.root, build);
   if (s.sock < 0) return false;
   Outcome o = serve(s, build, args);
   close(s.sock);
@@ -500,9 +508,47 @@ bool try_engine(const Parsed& p, const std::string& build, const std::vector<std
   return true;
 }
 
+// The container's init is cloned from this process, so its /proc/<pid>/exe
+// is whatever binary we run. Were that bin/tsrun itself, a container with
+// CAP_SYS_PTRACE could hold it open and rewrite the host's binary once we
+// exit (CVE-2019-5736). As runc did, run from a sealed in-memory copy
+// instead: the engine's connection and the real directory ride along.
+// Returns only on failure.
+void reexec_sealed(int sock, char** argv) {
+  int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  int mfd = memfd_create("tsrun", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  struct stat st;
+  bool ok = src >= 0 && mfd >= 0 && fstat(src, &st) == 0;
+  for (off_t done = 0; ok && done < st.st_size;) {
+    ssize_t n = sendfile(mfd, src, nullptr, st.st_size - done);
+    if (n <= 0) ok = false;
+    else done += n;
+  }
+  if (src >= 0) close(src);
+  ok = ok && fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == 0;
+  if (ok && fcntl(sock, F_SETFD, 0) == 0) {
+    setenv("TSRUN_LAUNCHER_SOCK", std::to_string(sock).c_str(), 1);
+    setenv("TSRUN_LAUNCHER_DIR", self_dir().c_str(), 1);
+    fexecve(mfd, argv, environ);
+    unsetenv("TSRUN_LAUNCHER_SOCK");
+    unsetenv("TSRUN_LAUNCHER_DIR");
+  }
+  if (mfd >= 0) close(mfd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The sealed copy (reexec_sealed): an engine connection is already open.
+  int greeted = -1;
+  if (const char* s = getenv("TSRUN_LAUNCHER_SOCK")) {
+    greeted = atoi(s);
+    if (const char* d = getenv("TSRUN_LAUNCHER_DIR")) g_dir = d;
+    unsetenv("TSRUN_LAUNCHER_SOCK");
+    unsetenv("TSRUN_LAUNCHER_DIR");
+    if (greeted < 3 || fcntl(greeted, F_SETFD, FD_CLOEXEC) < 0) greeted = -1;
+    if (greeted < 0 || g_dir.empty()) exec_cold(argv + 1);
+  }
   const char* mode = getenv("TSRUN_ENGINE");
   bool off = mode && (strcmp(mode, "0") == 0 || strcmp(mode, "off") == 0);
   Parsed p = parse(argc, argv);
@@ -514,7 +560,14 @@ int main(int argc, char** argv) {
     std::string build = own_build_id();
     std::vector<std::string> args(argv + 1, argv + argc);
     int code = 0;
-    if (try_engine(p, build, args, &code)) return code;
+    if (greeted < 0 && (p.command == "create" || p.command == "run" || p.command == "exec")) {
+      greeted = connect_engine(p.root, build);
+      if (greeted < 0) exec_cold(argv + 1);
+      reexec_sealed(greeted, argv);
+      close(greeted);  // no sealed copy: no container may be cloned from bin/tsrun
+      exec_cold(argv + 1);
+    }
+    if (try_engine(p, build, args, &code, greeted)) return code;
   }
   exec_cold(argv + 1);
 }

@@ -8,10 +8,28 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { assertNothingLeaked, cleanupContainer, exec, freshStateRoot, leakCheck, makeBundle, rootFor, tsrun, tsrunBinary, uniqueId } from '../lib/harness.js';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import {
+  assertNothingLeaked,
+  cleanupContainer,
+  exec,
+  freshStateRoot,
+  leakCheck,
+  makeBundle,
+  REPO_ROOT,
+  rootFor,
+  setTsrunBinary,
+  tsrun,
+  tsrunBinary,
+  uniqueId,
+  warmMode,
+} from '../lib/harness.js';
 import { alive, isRoot, procStatus, spawnLive, waitFor } from './core-lib.js';
 
-const skip = !isRoot ? 'needs root' : false;
+// In warm mode (TSRUN_TEST_ENGINE=1) the harness starts engines itself; these
+// specs start, kill and stop their own, so they run in the cold group only.
+const skip = !isRoot ? 'needs root' : warmMode() ? 'manages its own engines (runs in the cold group)' : false;
 
 interface EngineStatus {
   pid: number;
@@ -139,4 +157,45 @@ t.test('SIGKILL of the engine during a create: the command fails cleanly and a r
   t.equal((await status())?.served, 1, 'served by the new engine');
   t.equal((await tsrun(['delete', '--force', id])).code, 0, 'and deletes');
   await assertNothingLeaked(t, id);
+});
+
+t.test('CVE-2019-5736 through the engine: the init is a clone of a sealed copy, bin/tsrun cannot be rewritten', { skip }, async (t) => {
+  // Attack a copy of the launcher (with dist/ beside it), never the repository's own.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-warm-cve-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, 'bin'));
+  const copy = path.join(dir, 'bin', 'tsrun');
+  fs.copyFileSync(path.join(REPO_ROOT, 'bin', 'tsrun'), copy);
+  fs.chmodSync(copy, 0o755);
+  fs.symlinkSync(path.join(REPO_ROOT, 'dist'), path.join(dir, 'dist'));
+  setTsrunBinary(copy);
+  t.teardown(() => setTsrunBinary(undefined));
+  const sha = () => createHash('sha256').update(fs.readFileSync(copy)).digest('hex');
+  const before = sha();
+  const b = await makeBundle(t, (c) => {
+    c.process.args = ['sleep', '30'];
+    c.root.readonly = false;
+    for (const set of ['bounding', 'effective', 'permitted'] as const) c.process.capabilities![set] = [...(c.process.capabilities![set] ?? []), 'CAP_SYS_PTRACE'];
+  });
+  await startEngine(t);
+  const id = uniqueId('warmcve');
+  cleanupContainer(t, id);
+  t.equal((await tsrun(['create', '--bundle', b.dir, id])).code, 0, 'create through the engine');
+  const st = JSON.parse((await tsrun(['state', id])).stdout) as { pid: number };
+  t.match(fs.readlinkSync(`/proc/${st.pid}/exe`), /^\/memfd:tsrun/, "the created init runs from the launcher's sealed copy, not from bin/tsrun");
+  // Hold /proc/1/exe, then try to write through it once nothing runs it any more (after start).
+  const attack = `exec 3< /proc/1/exe || { echo noopen > /tmp/attack.result; exit 0; }
+echo holding > /tmp/attack.holding
+i=0; while [ $i -lt 20 ]; do
+  if printf PWNED 1<>/proc/self/fd/3 2>/dev/null; then echo overwritten > /tmp/attack.result; exit 0; fi
+  i=$((i+1)); sleep 0.1
+done; echo refused > /tmp/attack.result`;
+  t.equal((await tsrun(['exec', '-d', id, 'sh', '-c', attack])).code, 0, 'exec -d the attacker');
+  const tmp = path.join(b.rootfs, 'tmp');
+  await waitFor(() => fs.existsSync(path.join(tmp, 'attack.holding')) || fs.existsSync(path.join(tmp, 'attack.result')), 5000);
+  t.equal((await tsrun(['start', id])).code, 0, 'start');
+  await waitFor(() => fs.existsSync(path.join(tmp, 'attack.result')), 10_000, 50);
+  t.equal(fs.readFileSync(path.join(tmp, 'attack.result'), 'utf8').trim(), 'refused', 'the attacker could not write through /proc/1/exe');
+  t.equal(sha(), before, 'the launcher binary is unchanged (sha256)');
+  t.equal((await tsrun(['delete', '--force', id])).code, 0, 'delete --force');
 });

@@ -13,6 +13,14 @@ import { Em, joinNul } from './protocol.js';
 
 export interface ProcessHost {
   readonly remote: boolean;
+  /**
+   * The process whose death means "this create will never finish" (the
+   * record's creatorPid): us cold; in an engine, the launcher, so a killed
+   * create reads as stopped at once, as it does cold.
+   */
+  readonly creatorPid: number;
+  /** the engine serving the command, if one does */
+  readonly enginePid?: number;
   spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult;
   next(sync: number, ack: boolean, timeoutMs: number): ChildMsg | null;
   closeSync(sync: number): void;
@@ -33,6 +41,7 @@ export class EngineFallback extends Error {
 
 const local: ProcessHost = {
   remote: false,
+  creatorPid: process.pid,
   spawn: (plan, consoleFd, cgroupFd) => native().spawn(plan, consoleFd, cgroupFd),
   next: (sync, ack, timeoutMs) => native().next(sync, ack, timeoutMs),
   closeSync: (sync) => native().close(sync),
@@ -72,11 +81,14 @@ function errnoError(errno: number, what: string): Error {
 /** The launcher on the other end of one command's connection. */
 export class RemoteHost implements ProcessHost {
   readonly remote = true;
+  readonly enginePid = process.pid;
   handedOver = false;
 
   constructor(
     private readonly eng: EngineAddon,
     private readonly fd: number,
+    /** the launcher (SO_PEERCRED) */
+    readonly creatorPid: number,
     /** the command's global flags, for the delete that undoes or ends it */
     private readonly globals: string[],
   ) {}

@@ -190,7 +190,7 @@ export async function serve(o: ServeOptions): Promise<number> {
     }
     status.served++;
     const globals = argv.slice(0, commandOf(argv)!.index);
-    const host = new RemoteHost(eng, fd, globals);
+    const host = new RemoteHost(eng, fd, peer, globals);
     let code = 1;
     let fallback = false;
     try {

@@ -26,11 +26,21 @@ export type Status = State['status'];
 
 export const OCI_STATE_VERSION = '1.2.0';
 
+/**
+ * Whether the create of a 'creating' record still goes on: its creator lives
+ * (and, for one a warm engine serves, that engine too: the launcher alone
+ * cannot finish it).
+ */
+function createGoesOn(rec: ContainerRecord): boolean {
+  if (!isAlive(rec.creatorPid, rec.creatorStartTime)) return false;
+  return rec.enginePid === undefined || isAlive(rec.enginePid, rec.engineStartTime);
+}
+
 export function statusOf(store: Store, rec: ContainerRecord): Status {
   if (rec.phase === 'creating') {
     // A create still in progress is "creating"; one whose creator died is
     // a leftover for `delete --force`, never a healthy container.
-    if (isAlive(rec.creatorPid, rec.creatorStartTime)) return 'creating';
+    if (createGoesOn(rec)) return 'creating';
     return 'stopped';
   }
   if (!isAlive(rec.pid, rec.pidStartTime)) return 'stopped';
@@ -185,7 +195,7 @@ export function kill(store: Store, id: string, signal: number, all: boolean): vo
 export function destroy(store: Store, rec: ContainerRecord): void {
   const cg = rec.cgroups ? cgroupsFromPaths(rec.cgroups.paths, rec.cgroups.created) : undefined;
   if (rec.pid && isAlive(rec.pid, rec.pidStartTime)) signalProcess(rec.pid, 9);
-  if (rec.phase === 'creating' && isAlive(rec.creatorPid, rec.creatorStartTime)) {
+  if (rec.phase === 'creating' && createGoesOn(rec)) {
     // A create still running would recreate what we remove.
     signalProcess(rec.creatorPid, 9);
     waitGone(rec.creatorPid, rec.creatorStartTime, 5000);

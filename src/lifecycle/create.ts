@@ -158,8 +158,8 @@ export function create(store: Store, opts: CreateOptions): Created {
   const bundle = path.resolve(opts.bundle);
   const { spec, rootfs } = loadBundle(bundle);
   const host = readHost();
-  const dir = store.claim(opts.id);
   const parent = processHost();
+  const dir = store.claim(opts.id);
   parent.claimed(opts.id);
   const rec: ContainerRecord = {
     id: opts.id,
@@ -168,8 +168,9 @@ export function create(store: Store, opts: CreateOptions): Created {
     created: new Date().toISOString(),
     pid: 0,
     phase: 'creating',
-    creatorPid: process.pid,
-    creatorStartTime: procStat(process.pid)?.startTime,
+    creatorPid: parent.creatorPid,
+    creatorStartTime: procStat(parent.creatorPid)?.startTime,
+    ...(parent.enginePid === undefined ? {} : { enginePid: parent.enginePid, engineStartTime: procStat(parent.enginePid)?.startTime }),
     annotations: spec.annotations,
     config: spec,
   };

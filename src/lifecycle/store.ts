@@ -27,6 +27,9 @@ export interface ContainerRecord {
   /** the `create` process, so a crashed create is recognisable */
   creatorPid: number;
   creatorStartTime?: string;
+  /** a create served by a warm engine (src/engine/): it goes on only while this engine lives too */
+  enginePid?: number;
+  engineStartTime?: string;
   annotations?: Record<string, string>;
   cgroups?: CgroupsState;
   config: Spec;
