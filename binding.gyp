@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tsrun",
-      "sources": ["native/addon.cc", "native/executor.cc", "native/seccomp.cc", "native/nsbench.cc", "native/engine.cc"],
+      "sources": ["native/addon.cc", "native/executor.cc", "native/seccomp.cc", "native/nsbench.cc", "native/engine.cc", "native/engine_wire.cc"],
       "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
@@ -13,7 +13,7 @@
     {
       "target_name": "tsrun-launcher",
       "type": "executable",
-      "sources": ["native/launcher.cc", "native/executor.cc"],
+      "sources": ["native/launcher.cc", "native/engine_wire.cc", "native/executor.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "ldflags": ["-static-libstdc++", "-static-libgcc", "-s"]
     }

@@ -14,7 +14,7 @@
 
 #include <vector>
 
-#include "engine_proto.h"
+#include "engine_wire.h"
 
 namespace {
 
@@ -145,37 +145,20 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   Napi::Array nums = info[2].As<Napi::Array>();
   int32_t* fields[4] = {&h.a, &h.b, &h.c, &h.d};
   for (uint32_t i = 0; i < 4; i++) *fields[i] = i < nums.Length() ? nums.Get(i).As<Napi::Number>().Int32Value() : 0;
-  std::vector<char> data((char*)&h, (char*)&h + sizeof(h));
+  const char* payload = nullptr;
+  size_t len = 0;
   if (info.Length() > 3 && info[3].IsBuffer()) {
     auto b = info[3].As<Napi::Buffer<char>>();
-    data.insert(data.end(), b.Data(), b.Data() + b.Length());
+    payload = b.Data();
+    len = b.Length();
   }
   std::vector<int> fds;
   if (info.Length() > 4 && info[4].IsArray()) {
     Napi::Array a = info[4].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length() && i < 8; i++) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+    for (uint32_t i = 0; i < a.Length(); i++) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
   }
-  struct iovec iov = {data.data(), data.size()};
-  union {
-    char b[CMSG_SPACE(sizeof(int) * 8)];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh;
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (!fds.empty()) {
-    mh.msg_control = u.b;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  ssize_t n;
-  do { n = sendmsg(fd, &mh, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
-  if (n < 0) Errno(env, errno, "engine send").ThrowAsJavaScriptException();
+  int r = wire_send(fd, h, payload, len, fds.data(), fds.size());
+  if (r < 0) Errno(env, -r, "engine send").ThrowAsJavaScriptException();
   return env.Undefined();
 }
 
@@ -193,52 +176,24 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
     Errno(env, ETIMEDOUT, "engine receive").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  ssize_t size;
-  do { size = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC); } while (size < 0 && errno == EINTR);
-  if (size == 0 || (size < 0 && errno == ECONNRESET)) return env.Null();
-  if (size < 0 || (size_t)size < sizeof(EngineMsg) || (size_t)size > ENGINE_MAX_MSG) {
-    Errno(env, size < 0 ? errno : EPROTO, "engine receive").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::vector<char> buf(size);
-  struct iovec iov = {buf.data(), (size_t)size};
-  union {
-    char b[CMSG_SPACE(sizeof(int) * 8)];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh;
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = u.b;
-  mh.msg_controllen = sizeof(u.b);
-  ssize_t n;
-  do { n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+  EngineMsg h;
+  std::string payload;
+  std::vector<int> got;
+  int n = wire_recv(fd, &h, &payload, &got);
   if (n == 0) return env.Null();
-  if (n < (ssize_t)sizeof(EngineMsg)) {
-    Errno(env, n < 0 ? errno : EPROTO, "engine receive").ThrowAsJavaScriptException();
+  if (n < 0) {
+    Errno(env, -n, "engine receive").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Array fds = Napi::Array::New(env);
-  uint32_t k = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < cnt; i++) {
-      int f;
-      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      fds.Set(k++, f);
-    }
-  }
-  EngineMsg h;
-  memcpy(&h, buf.data(), sizeof(h));
+  for (uint32_t i = 0; i < got.size(); i++) fds.Set(i, got[i]);
   Napi::Object o = Napi::Object::New(env);
   o.Set("type", h.type);
   o.Set("a", h.a);
   o.Set("b", h.b);
   o.Set("c", h.c);
   o.Set("d", h.d);
-  o.Set("payload", Napi::Buffer<char>::Copy(env, buf.data() + sizeof(h), n - sizeof(h)));
+  o.Set("payload", Napi::Buffer<char>::Copy(env, payload.data(), payload.size()));
   o.Set("fds", fds);
   return o;
 }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "engine_proto.h"
+#include "engine_wire.h"
 #include "executor.h"
 
 extern char** environ;
@@ -161,69 +162,11 @@ struct Msg {
   std::vector<int> fds;
 };
 
-// One datagram. Returns 1, 0 on EOF, -1 on error.
-int recv_msg(int sock, Msg* m) {
-  m->fds.clear();
-  m->payload.clear();
-  ssize_t size;
-  do { size = recv(sock, nullptr, 0, MSG_PEEK | MSG_TRUNC); } while (size < 0 && errno == EINTR);
-  if (size < 0) return -1;
-  if (size == 0) return 0;
-  if ((size_t)size < sizeof(EngineMsg) || (size_t)size > ENGINE_MAX_MSG) return -1;
-  std::vector<char> buf(size);
-  struct iovec iov = {buf.data(), (size_t)size};
-  union {
-    char b[CMSG_SPACE(sizeof(int) * 8)];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh;
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = u.b;
-  mh.msg_controllen = sizeof(u.b);
-  ssize_t n;
-  do { n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-  if (n <= 0) return n == 0 ? 0 : -1;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      m->fds.push_back(fd);
-    }
-  }
-  if ((size_t)n < sizeof(EngineMsg)) return -1;
-  memcpy(&m->h, buf.data(), sizeof(EngineMsg));
-  m->payload.assign(buf.data() + sizeof(EngineMsg), n - sizeof(EngineMsg));
-  return 1;
-}
+// One datagram: 1, 0 on EOF, <0 on error.
+int recv_msg(int sock, Msg* m) { return wire_recv(sock, &m->h, &m->payload, &m->fds); }
 
 bool send_msg(int sock, const EngineMsg& h, const std::string& payload = "", const int* fds = nullptr, int nfds = 0) {
-  std::string data((const char*)&h, sizeof(h));
-  data += payload;
-  struct iovec iov = {(void*)data.data(), data.size()};
-  union {
-    char b[CMSG_SPACE(sizeof(int) * 8)];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh;
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (nfds > 0) {
-    mh.msg_control = u.b;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  ssize_t n;
-  do { n = sendmsg(sock, &mh, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
-  return n == (ssize_t)data.size();
+  return wire_send(sock, h, payload.data(), payload.size(), fds, nfds) == 0;
 }
 
 EngineMsg header(uint32_t type, int32_t a = 0, int32_t b = 0, int32_t c = 0, int32_t d = 0) {
