@@ -6,6 +6,9 @@
 #
 #   bash bench/lifecycle.sh [--runs N] [--warmup N] [--out DIR] [--trace] [--tsrun PATH]
 #
+# Runtimes: tsrun (cold: Node starts per command), tsrun-warm (the same
+# bin/tsrun with `tsrun engine start` serving its root, src/engine/), runc, crun.
+#
 # Benchmarks (hyperfine -N: no shell between hyperfine and the command):
 #   <rt> run        `run` of /bin/true in the foreground (create, start, wait,
 #                   delete in one command)
@@ -58,8 +61,8 @@ fi
 unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
 
 work=$(mktemp -d /tmp/tsrun-bench-lifecycle.XXXXXX)
-declare -A BIN=([tsrun]=$tsrun [runc]=$(command -v runc) [crun]=$(command -v crun))
-RUNTIMES=(tsrun runc crun)
+declare -A BIN=([tsrun]=$tsrun [tsrun-warm]=$tsrun [runc]=$(command -v runc) [crun]=$(command -v crun))
+RUNTIMES=(tsrun tsrun-warm runc crun)
 # Container ids unique to this run and runtime: the default cgroup path comes
 # from the id, so equal ids would share (and delete) each other's cgroups.
 tag=${work##*.}
@@ -68,9 +71,12 @@ cleanup() {
   for rt in "${RUNTIMES[@]}"; do
     for c in ex lc r; do "${BIN[$rt]}" --root "$work/root-$rt" delete -f "$(id "$c" "$rt")" >/dev/null 2>&1 || true; done
   done
+  "$tsrun" --root "$work/root-tsrun-warm" engine stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+# The warm rows' engine: in this mount namespace, as the launcher requires.
+"$tsrun" --root "$work/root-tsrun-warm" engine start || die "tsrun engine start failed"
 
 echo "lifecycle.sh: bundles in $work" >&2
 bash "$REPO/scripts/make-bundle.sh" "$work/bundle" >/dev/null
@@ -115,6 +121,7 @@ cmds+=(-n "unshare" "unshare --pid --mount --uts --ipc --net --fork true")
 
 mkdir -p "$out"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+[ "$("$tsrun" --root "$work/root-tsrun-warm" engine status | jq .served)" -gt 0 ] || die "the warm rows did not reach the engine"
 hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$out/hyperfine.json" "${cmds[@]}"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -12,6 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "engine_wire.h"
@@ -73,12 +75,16 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// accept(listenFd, timeoutMs) -> Promise<{fd, pid} | null>: on a worker
-// thread, so the engine's event loop runs while it is idle. Peers that are
-// not root are refused here (SO_PEERCRED), before a byte is exchanged.
+// accept(listenFd, timeoutMs, hello) -> Promise<{fd, pid} | null>: on a
+// worker thread, so the engine's event loop runs while it is idle. Peers
+// that are not root are refused here (SO_PEERCRED), before a byte is
+// exchanged; the others get EM_HELLO with `hello` (the build id) at once,
+// from this thread, so the launcher's wait for it does not include waking
+// the main thread.
 class AcceptWorker : public Napi::AsyncWorker {
  public:
-  AcceptWorker(Napi::Env env, int fd, int timeout) : Napi::AsyncWorker(env), fd_(fd), timeout_(timeout), deferred_(env) {}
+  AcceptWorker(Napi::Env env, int fd, int timeout, std::string hello)
+      : Napi::AsyncWorker(env), fd_(fd), timeout_(timeout), hello_(std::move(hello)), deferred_(env) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     for (;;) {
@@ -100,6 +106,11 @@ class AcceptWorker : public Napi::AsyncWorker {
       socklen_t len = sizeof(cred);
       if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
         close(c);
+        continue;
+      }
+      EngineMsg h = {EM_HELLO, 0, 0, 0, 0};
+      if (wire_send(c, h, hello_.data(), hello_.size(), nullptr, 0) < 0) {
+        close(c);  // gone already
         continue;
       }
       conn_ = c;
@@ -125,12 +136,14 @@ class AcceptWorker : public Napi::AsyncWorker {
 
  private:
   int fd_, timeout_;
+  std::string hello_;
   int conn_ = -1, pid_ = 0, err_ = 0;
   Napi::Promise::Deferred deferred_;
 };
 
 Napi::Value Accept(const Napi::CallbackInfo& info) {
-  auto* w = new AcceptWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+  auto* w = new AcceptWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                             info[2].As<Napi::String>().Utf8Value());
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

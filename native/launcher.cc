@@ -356,6 +356,13 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
         }
         for (int fd : m.fds) close(fd);
         if (!send_msg(s.sock, reply, body)) return LOST;
+        if (reply.type == EM_SPAWNED && m.h.d > 0) {
+          ChildMsg cm;
+          int res = plan_next(s.sync, false, m.h.d, &cm);
+          std::string first;
+          if (res == 1) first.assign((const char*)&cm, sizeof(cm));
+          if (!send_msg(s.sock, header(EM_CHILD_MSG, res), first)) return LOST;
+        }
         break;
       }
       case EM_NEXT: {
@@ -369,7 +376,6 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
       case EM_CLOSE_SYNC:
         if (s.sync >= 0) close(s.sync);
         s.sync = -1;
-        if (!send_msg(s.sock, header(EM_DONE, 1))) return LOST;
         break;
       case EM_REAP: {
         int reaped = 0;

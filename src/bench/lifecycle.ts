@@ -5,13 +5,13 @@
  * unit-tested in test/bench/.
  *
  * Command names (hyperfine -n) are "<runtime> <benchmark>" for the runtimes
- * (tsrun, runc, crun) and the benchmarks (run, lifecycle, state, exec), and
+ * (tsrun, tsrun-warm: the same bin/tsrun with a resident engine, runc, crun) and the benchmarks (run, lifecycle, state, exec), and
  * "node -e 0" and "unshare" for the two floors.
  */
 import { fmt, median, quantile, ratio, table } from './stats.js';
 import { barChart, type BarGroup } from './svg.js';
 
-export const RUNTIMES = ['tsrun', 'runc', 'crun'] as const;
+export const RUNTIMES = ['tsrun', 'tsrun-warm', 'runc', 'crun'] as const;
 export const BENCHMARKS = ['run', 'lifecycle', 'state', 'exec'] as const;
 export const NODE_FLOOR = 'node -e 0';
 export const KERNEL_FLOOR = 'unshare';
@@ -51,12 +51,14 @@ export interface LifecycleSummary {
   /** benchmark -> runtime -> median ms */
   medians: Record<string, Record<string, number>>;
   floors: { node?: number; unshare?: number };
-  ratios: Record<string, { tsrunOverRunc: number; tsrunOverCrun: number; tsrunOverNode: number }>;
+  ratios: Record<string, { tsrunOverRunc: number; tsrunOverCrun: number; tsrunOverNode: number; warmOverRunc: number; warmOverCrun: number }>;
   /** tsrun state − node -e 0 (target ≤ 5 ms) */
   stateOverNode: number;
   /** tsrun run − (node -e 0 + crun run) (target ≤ 0) */
   runOverNodePlusCrun: number;
   targets: { state: { limitMs: number; ok: boolean }; run: { limitMs: number; ok: boolean } };
+  /** issue 10: with the engine warm, run and create→start→wait→delete at most 1.0× crun */
+  warmTargets: { run: { limit: number; ok: boolean }; lifecycle: { limit: number; ok: boolean } };
 }
 
 /** Milliseconds per run of one hyperfine result (from `times`, else its median or mean). */
@@ -93,7 +95,13 @@ export function summarizeLifecycle(results: HyperfineResult[]): LifecycleSummary
   const unshare = byName.get(KERNEL_FLOOR);
   const ratios: LifecycleSummary['ratios'] = {};
   for (const [b, m] of Object.entries(medians)) {
-    ratios[b] = { tsrunOverRunc: ratio(m.tsrun, m.runc), tsrunOverCrun: ratio(m.tsrun, m.crun), tsrunOverNode: ratio(m.tsrun, node) };
+    ratios[b] = {
+      tsrunOverRunc: ratio(m.tsrun, m.runc),
+      tsrunOverCrun: ratio(m.tsrun, m.crun),
+      tsrunOverNode: ratio(m.tsrun, node),
+      warmOverRunc: ratio(m['tsrun-warm'], m.runc),
+      warmOverCrun: ratio(m['tsrun-warm'], m.crun),
+    };
   }
   const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? NaN : a - b);
   const stateOverNode = diff(medians.state?.tsrun, node);
@@ -111,6 +119,10 @@ export function summarizeLifecycle(results: HyperfineResult[]): LifecycleSummary
       state: { limitMs: 5, ok: stateOverNode <= 5 },
       run: { limitMs: 0, ok: runOverNodePlusCrun <= 0 },
     },
+    warmTargets: {
+      run: { limit: 1, ok: (ratios.run?.warmOverCrun ?? NaN) <= 1 },
+      lifecycle: { limit: 1, ok: (ratios.lifecycle?.warmOverCrun ?? NaN) <= 1 },
+    },
   };
 }
 
@@ -125,25 +137,35 @@ export function formatLifecycle(s: LifecycleSummary): string {
   );
   out += '\nRatios of medians:\n\n';
   out += table(
-    ['benchmark', 'tsrun', 'runc', 'crun', 'tsrun/runc', 'tsrun/crun', 'tsrun/node -e 0'],
+    ['benchmark', 'tsrun', 'tsrun-warm', 'runc', 'crun', 'tsrun/runc', 'tsrun/crun', 'tsrun/node -e 0', 'warm/runc', 'warm/crun'],
     Object.entries(s.medians).map(([b, m]) => [
       BENCHMARK_LABELS[b] ?? b,
       fmt(m.tsrun, 2),
+      fmt(m['tsrun-warm'], 2),
       fmt(m.runc, 2),
       fmt(m.crun, 2),
       times(s.ratios[b]!.tsrunOverRunc),
       times(s.ratios[b]!.tsrunOverCrun),
       times(s.ratios[b]!.tsrunOverNode),
+      times(s.ratios[b]!.warmOverRunc),
+      times(s.ratios[b]!.warmOverCrun),
     ]),
   );
   out += `\nfloors: node -e 0 ${fmt(s.floors.node, 2)} ms, unshare of 5 namespaces ${fmt(s.floors.unshare, 2)} ms\n`;
   out += `tsrun state − node -e 0 = ${fmt(s.stateOverNode, 2)} ms (target ≤ ${s.targets.state.limitMs} ms: ${s.targets.state.ok ? 'met' : 'NOT met'})\n`;
   out += `tsrun run − (node -e 0 + crun run) = ${fmt(s.runOverNodePlusCrun, 2)} ms (target ≤ 0: ${s.targets.run.ok ? 'met' : 'NOT met'})\n`;
+  if (s.medians.run?.['tsrun-warm'] !== undefined) {
+    for (const b of ['run', 'lifecycle'] as const) {
+      const w = s.warmTargets[b];
+      out += `tsrun-warm ${BENCHMARK_LABELS[b]} / crun = ${times(s.ratios[b]?.warmOverCrun ?? NaN)} (target ≤ ${w.limit.toFixed(1)}×: ${w.ok ? 'met' : 'NOT met'})\n`;
+    }
+  }
   return out;
 }
 
 export const RUNTIME_COLORS: Record<string, string> = {
   tsrun: '#3178c6',
+  'tsrun-warm': '#173f6e',
   runc: '#e3873b',
   crun: '#5a9e4b',
   'node -e 0': '#8e6bbf',
@@ -162,7 +184,9 @@ export function lifecycleSvg(s: LifecycleSummary, subtitle?: string): string {
           ? [m.runc !== undefined ? `${times(s.ratios[b]!.tsrunOverRunc)} runc` : '', m.crun !== undefined ? `${times(s.ratios[b]!.tsrunOverCrun)} crun` : '']
               .filter(Boolean)
               .join(', ')
-          : undefined,
+          : rt === 'tsrun-warm' && m.crun !== undefined
+            ? `${times(s.ratios[b]!.warmOverCrun)} crun`
+            : undefined,
     })),
   }));
   const floors = [
@@ -171,7 +195,7 @@ export function lifecycleSvg(s: LifecycleSummary, subtitle?: string): string {
   ];
   if (floors.length) groups.push({ label: 'floors', bars: floors.map((f) => ({ ...f, note: undefined })) });
   return barChart({
-    title: 'Container lifecycle latency: tsrun, runc and crun (median, lower is better)',
+    title: 'Container lifecycle latency: tsrun (cold and with its engine warm), runc and crun (median, lower is better)',
     subtitle,
     unit: 'ms',
     groups,

@@ -33,10 +33,12 @@ const envOn = (): boolean => {
 let sink: Sink | undefined = envOn() ? toStderr : undefined;
 let last = 0;
 let started = false;
+/** Milliseconds are counted from here: 0 for a process, each command's start in an engine. */
+let origin = 0;
 /** When main() began; recorded always (one clock read) so --debug can report it late. */
 let mainAt: number | undefined;
 
-const now = (): number => process.uptime() * 1000;
+const now = (): number => process.uptime() * 1000 - origin;
 
 function toStderr(line: string): void {
   try {
@@ -46,11 +48,17 @@ function toStderr(line: string): void {
   }
 }
 
-/** Back to the state of a fresh process (the engine, between commands). */
+/**
+ * The engine, before each command: tracing as that command's environment
+ * says, times from now (the process' own start and loader marks are the
+ * engine's, long past, so no header).
+ */
 export function resetTrace(): void {
   sink = envOn() ? toStderr : undefined;
+  origin = process.uptime() * 1000;
   last = 0;
-  started = false;
+  started = sink !== undefined;
+  if (sink) sink(`tsrun-trace:     0.0 ms          engine: command received`);
 }
 
 /** Whether trace points print (TSRUN_TRACE=1 or --debug). */

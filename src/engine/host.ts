@@ -69,6 +69,8 @@ export function setProcessHost(h: ProcessHost | undefined): void {
 const REMOTE_SYNC = 1 << 30;
 /** Margin over the launcher's own wait, so its answer (a timeout) is what we see. */
 const SLACK_MS = 10_000;
+/** create's and exec's step timeout (STEP_TIMEOUT_MS there), for the first message the launcher fetches unasked */
+const FIRST_MSG_TIMEOUT_MS = 60_000;
 
 function childMsg(b: Buffer): ChildMsg {
   return { kind: b.readUInt32LE(0), step: b.readUInt32LE(4), errno: b.readInt32LE(8), arg: b.readInt32LE(12) } as ChildMsg;
@@ -83,6 +85,8 @@ export class RemoteHost implements ProcessHost {
   readonly remote = true;
   readonly enginePid = process.pid;
   handedOver = false;
+  /** the launcher sends the init's first message right after spawning it (EM_SPAWN d) */
+  private prefetched = false;
 
   constructor(
     private readonly eng: EngineAddon,
@@ -102,26 +106,47 @@ export class RemoteHost implements ProcessHost {
 
   spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult {
     const fds = [consoleFd, cgroupFd].filter((f) => f >= 0);
-    const r = this.ask(Em.Spawn, [consoleFd >= 0 ? 1 : 0, cgroupFd >= 0 ? 1 : 0, foreground ? 1 : 0], 60_000, plan, fds);
-    if (r.type === Em.Spawned) return { pid: r.a, sync: REMOTE_SYNC };
+    const r = this.ask(Em.Spawn, [consoleFd >= 0 ? 1 : 0, cgroupFd >= 0 ? 1 : 0, foreground ? 1 : 0, FIRST_MSG_TIMEOUT_MS], 60_000, plan, fds);
+    if (r.type === Em.Spawned) {
+      this.prefetched = true;
+      return { pid: r.a, sync: REMOTE_SYNC };
+    }
     if (r.type === Em.SpawnFailed && r.a === 0) return { failure: childMsg(r.payload) };
     if (r.type === Em.SpawnFailed) throw errnoError(-r.a, r.a === -22 ? 'invalid plan' : 'clone');
     throw new Error(`launcher: unexpected reply ${r.type} to spawn`);
   }
 
   next(_sync: number, ack: boolean, timeoutMs: number): ChildMsg | null {
-    const r = this.ask(Em.Next, [ack ? 1 : 0, timeoutMs], timeoutMs + SLACK_MS);
+    let r;
+    if (this.prefetched) {
+      // create and exec always begin with next(ack = false): the launcher has sent it already.
+      if (ack) throw new Error('launcher: an ack before the first message');
+      this.prefetched = false;
+      r = this.eng.recv(this.fd, FIRST_MSG_TIMEOUT_MS + SLACK_MS);
+      if (!r) throw new Error('the launcher went away');
+    } else {
+      r = this.ask(Em.Next, [ack ? 1 : 0, timeoutMs], timeoutMs + SLACK_MS);
+    }
     if (r.type !== Em.ChildMsg) throw new Error(`launcher: unexpected reply ${r.type} to next`);
     if (r.a < 0) throw errnoError(-r.a, 'waiting for container init');
     return r.a === 0 ? null : childMsg(r.payload);
   }
 
+  /** Failed between spawn and its first message: take that message off the wire first. */
+  private drain(): void {
+    if (!this.prefetched) return;
+    this.prefetched = false;
+    this.eng.recv(this.fd, FIRST_MSG_TIMEOUT_MS + SLACK_MS);
+  }
+
   closeSync(): void {
-    this.ask(Em.CloseSync, [], SLACK_MS);
+    this.drain();
+    this.eng.send(this.fd, Em.CloseSync, []);
   }
 
   reap(pid: number): void {
     try {
+      this.drain();
       this.ask(Em.Reap, [pid, 5000], 5000 + SLACK_MS);
     } catch {
       /* the launcher is gone: its subreaper reaps the orphan */

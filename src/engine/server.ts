@@ -167,7 +167,6 @@ export async function serve(o: ServeOptions): Promise<number> {
   };
 
   const handle = async (fd: number, peer: number): Promise<void> => {
-    eng.send(fd, Em.Hello, [], Buffer.from(build));
     const req = eng.recv(fd, 10_000);
     if (!req) return;
     if (req.type === Em.Control) {
@@ -222,7 +221,7 @@ export async function serve(o: ServeOptions): Promise<number> {
 
   try {
     while (!stopping) {
-      const c = await eng.accept(listenFd, o.idleTimeoutMs > 0 ? o.idleTimeoutMs : -1);
+      const c = await eng.accept(listenFd, o.idleTimeoutMs > 0 ? o.idleTimeoutMs : -1, build);
       if (!c) break; // idle for the whole timeout
       try {
         await handle(c.fd, c.pid);

@@ -1,6 +1,6 @@
 /** bench/report.mjs's math: hyperfine results -> medians, ratios, the targets. */
 import t from 'tap';
-import { formatLifecycle, summarizeLifecycle, toRow, type HyperfineResult } from '../../src/bench/lifecycle.js';
+import { formatLifecycle, lifecycleSvg, summarizeLifecycle, toRow, type HyperfineResult } from '../../src/bench/lifecycle.js';
 
 const sec = (ms: number[]) => ms.map((m) => m / 1000);
 const result = (command: string, ms: number[], exit?: number[]): HyperfineResult => ({
@@ -48,7 +48,26 @@ t.test('summarizeLifecycle: ratios and targets', async (t) => {
   const text = formatLifecycle(s);
   t.match(text, /tsrun state − node -e 0 = 4\.00 ms \(target ≤ 5 ms: met\)/);
   t.match(text, /tsrun run − \(node -e 0 \+ crun run\) = 9\.00 ms \(target ≤ 0: NOT met\)/);
-  t.match(text, /run \/bin\/true\s+42\.00\s+27\.00\s+10\.00\s+1\.56×\s+4\.20×\s+1\.83×/);
+  t.match(text, /run \/bin\/true\s+42\.00\s+-\s+27\.00\s+10\.00\s+1\.56×\s+4\.20×\s+1\.83×\s+-\s+-/);
+  t.notMatch(text, /tsrun-warm run/, 'no warm rows: no warm targets line');
+});
+
+t.test('summarizeLifecycle: the warm engine rows and their targets against crun', async (t) => {
+  const s = summarizeLifecycle([
+    result('tsrun-warm run', [8, 9, 10]),
+    result('crun run', [9, 10, 11]),
+    result('tsrun-warm lifecycle', [30, 30, 30]),
+    result('crun lifecycle', [20, 20, 20]),
+    result('runc lifecycle', [60, 60, 60]),
+  ]);
+  t.equal(s.ratios.run!.warmOverCrun, 0.9);
+  t.equal(s.ratios.lifecycle!.warmOverCrun, 1.5);
+  t.equal(s.ratios.lifecycle!.warmOverRunc, 0.5);
+  t.same(s.warmTargets, { run: { limit: 1, ok: true }, lifecycle: { limit: 1, ok: false } });
+  const text = formatLifecycle(s);
+  t.match(text, /tsrun-warm run \/bin\/true \/ crun = 0\.90× \(target ≤ 1\.0×: met\)/);
+  t.match(text, /tsrun-warm create→start→wait→delete \/ crun = 1\.50× \(target ≤ 1\.0×: NOT met\)/);
+  t.match(lifecycleSvg(s), /0\.90× crun/, 'the chart labels the warm bar with its ratio to crun');
 });
 
 t.test('summarizeLifecycle: missing floors leave the targets unmet, not crashing', async (t) => {
