@@ -19,6 +19,8 @@
 
 // native/nsbench.cc: the timing loops of `tsrun bench`.
 Napi::Object NsBenchExports(Napi::Env env);
+// The image unpacker's file primitives: the block at the end of this file.
+void ImageFsRegister(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -305,9 +307,106 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bench", NsBenchExports(env));  // native/nsbench.cc (tsrun bench)
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));  // src/cgroups/devices.ts
   exports.Set("planVersion", Napi::Number::New(env, TSRUN_PLAN_VERSION));
+  ImageFsRegister(env, exports);  // mknod, xattrs: end of this file
   return exports;
 }
 
 }  // namespace
 
 NODE_API_MODULE(tsrun, Init)
+
+// ===== image unpacking: mknod and xattrs (src/shim/image/unpack.ts) =====
+// Node has neither mknod nor the xattr calls. All synchronous, all the l*
+// variants: the unpacker never follows a symlink it did not create itself.
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <vector>
+
+namespace {
+
+Napi::Error ImageFsError(Napi::Env env, int err, const std::string& what) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+// mknod(path, mode, dev): mode carries the type (S_IFCHR, S_IFBLK, S_IFIFO).
+Napi::Value ImageMknod(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  mode_t mode = (mode_t)info[1].As<Napi::Number>().Uint32Value();
+  dev_t dev = (dev_t)info[2].As<Napi::Number>().Int64Value();
+  if (mknod(path.c_str(), mode, dev) < 0) ImageFsError(env, errno, "mknod " + path).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// lsetxattr(path, name, value: Buffer)
+Napi::Value ImageLsetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  Napi::Buffer<char> value = info[2].As<Napi::Buffer<char>>();
+  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), 0) < 0)
+    ImageFsError(env, errno, "lsetxattr " + name + " " + path).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// llistxattr(path) -> string[]
+Napi::Value ImageLlistxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::vector<char> buf;
+  ssize_t n;
+  for (;;) {  // the list can grow between the size query and the read
+    n = llistxattr(path.c_str(), nullptr, 0);
+    if (n >= 0) {
+      buf.resize(n + 1);
+      n = llistxattr(path.c_str(), buf.data(), buf.size());
+    }
+    if (n >= 0 || errno != ERANGE) break;
+  }
+  if (n < 0) {
+    ImageFsError(env, errno, "llistxattr " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (ssize_t i = 0; i < n;) {
+    size_t len = strnlen(buf.data() + i, n - i);
+    if (len) out.Set(k++, Napi::String::New(env, buf.data() + i, len));
+    i += len + 1;
+  }
+  return out;
+}
+
+// lgetxattr(path, name) -> Buffer
+Napi::Value ImageLgetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::vector<char> buf;
+  ssize_t n;
+  for (;;) {
+    n = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (n >= 0) {
+      buf.resize(n + 1);
+      n = lgetxattr(path.c_str(), name.c_str(), buf.data(), buf.size());
+    }
+    if (n >= 0 || errno != ERANGE) break;
+  }
+  if (n < 0) {
+    ImageFsError(env, errno, "lgetxattr " + name + " " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Buffer<char>::Copy(env, buf.data(), n);
+}
+
+}  // namespace
+
+void ImageFsRegister(Napi::Env env, Napi::Object exports) {
+  exports.Set("mknod", Napi::Function::New(env, ImageMknod));
+  exports.Set("lsetxattr", Napi::Function::New(env, ImageLsetxattr));
+  exports.Set("llistxattr", Napi::Function::New(env, ImageLlistxattr));
+  exports.Set("lgetxattr", Napi::Function::New(env, ImageLgetxattr));
+}
+// ===== end of image unpacking =====
