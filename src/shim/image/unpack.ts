@@ -24,6 +24,7 @@ import { type TarHeader, TarError, readTar } from './tar.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
+const AUFS_META = '.wh..wh.';
 export const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 export interface UnpackOptions {
@@ -189,6 +190,8 @@ class LayerWriter {
       this.dirTimes.push({ abs: this.root, h });
       return;
     }
+    // aufs metadata at the top (.wh..wh.plnk/, .wh..wh.aufs): not content, as Docker skips it.
+    if (parts[0].startsWith(AUFS_META) && parts[0] !== OPAQUE_MARKER) return;
     const base = parts[parts.length - 1];
     if (base.startsWith(WHITEOUT_PREFIX)) {
       this.whiteout(name, parts);
@@ -346,6 +349,8 @@ class LayerWriter {
         this.checkLowers(name, rel);
         fs.mkdirSync(abs, 0o755);
         this.dirs.add(rel);
+      } else if (st.isSymbolicLink()) {
+        throw new UnpackError(name, `refusing to write through the symlink ${JSON.stringify(rel)}`);
       } else if (!st.isDirectory()) {
         throw new UnpackError(name, `${JSON.stringify(rel)} is not a directory`);
       }
@@ -353,7 +358,7 @@ class LayerWriter {
       this.lowerDirs.set(rel, []); // nothing of the lowers shows below it any more
       return;
     }
-    if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return; // aufs metadata (.wh..wh.plnk, ...): not content
+    if (base.startsWith(AUFS_META)) return; // aufs metadata deeper down: not content either
     const target = base.slice(WHITEOUT_PREFIX.length);
     if (target === '' || target === '.' || target === '..') throw new UnpackError(name, 'invalid whiteout');
     const abs = path.join(this.parent(name, parts), target);
