@@ -3,6 +3,7 @@
  * registers itself with addRegistrar() when imported here.
  */
 import { main } from './main.js';
+import './images.js';
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
