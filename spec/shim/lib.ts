@@ -477,3 +477,119 @@ process.on('exit', () => {
   for (const c of liveDaemons) killDaemon(c, 'SIGKILL');
   for (const dir of [...liveStores]) removeStore(dir);
 });
+
+// ---------------------------------------------------------------------------
+// A fake registry (node:http on 127.0.0.1) serving an OCI layout, for what
+// docker-registry cannot do: bearer tokens, corrupt or truncated blobs, a
+// blob that stalls half-way (to kill a pull mid-blob).
+
+export interface FakeRegistryOptions {
+  /** require a bearer token from <host>/token (basic credentials checked there when given) */
+  bearer?: { user?: string; password?: string };
+  /** serve these blobs (by digest) with their bytes changed (same length) */
+  corrupt?: string[];
+  /** serve these blobs cut to half their length, then close the connection */
+  truncate?: string[];
+  /** send half of this blob, then hang until the server closes */
+  stall?: string;
+}
+
+export interface FakeRegistry {
+  host: string;
+  /** requests seen, as "METHOD path" */
+  log: string[];
+  /** resolves when the stalled blob has sent its first half */
+  stalled: Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startFakeRegistry(t: TestLike, layout: string, opts: FakeRegistryOptions = {}): Promise<FakeRegistry> {
+  const http = await import('node:http');
+  const log: string[] = [];
+  const token = `tok-${process.pid}-${Date.now()}`;
+  let onStall: () => void = () => undefined;
+  const stalled = new Promise<void>((r) => (onStall = r));
+  const index = () => readIndex(layout);
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    log.push(`${req.method} ${url.pathname}${url.search}`);
+    const host = req.headers.host ?? '';
+    if (url.pathname === '/token') {
+      if (opts.bearer?.user) {
+        const want = `Basic ${Buffer.from(`${opts.bearer.user}:${opts.bearer.password}`).toString('base64')}`;
+        if (req.headers.authorization !== want) {
+          res.writeHead(401).end('{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}');
+          return;
+        }
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }));
+      return;
+    }
+    if (opts.bearer && req.headers.authorization !== `Bearer ${token}`) {
+      const scope = /^\/v2\/(.+)\/(manifests|blobs)\//.exec(url.pathname)?.[1];
+      res.writeHead(401, {
+        'WWW-Authenticate': `Bearer realm="http://${host}/token",service="fake-registry"${scope ? `,scope="repository:${scope}:pull"` : ''}`,
+        'Content-Type': 'application/json',
+      });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
+    if (url.pathname === '/v2/') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
+      return;
+    }
+    const m = /^\/v2\/.+\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
+    if (!m || req.method !== 'GET') {
+      res.writeHead(404).end('{"errors":[{"code":"NOT_FOUND","message":"not found"}]}');
+      return;
+    }
+    let digest = m[2]!;
+    let mediaType = 'application/octet-stream';
+    if (m[1] === 'manifests') {
+      const d = digest.startsWith('sha256:')
+        ? index().manifests.find((x) => x.digest === digest) ?? { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' }
+        : index().manifests.find((x) => x.annotations?.['org.opencontainers.image.ref.name'] === digest);
+      if (!d) {
+        res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+        return;
+      }
+      digest = d.digest;
+      mediaType = d.mediaType;
+    }
+    const file = layoutBlob(layout, digest);
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest) || !fs.existsSync(file)) {
+      res.writeHead(404).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
+      return;
+    }
+    let body = fs.readFileSync(file);
+    if (m[1] === 'manifests') {
+      const mt = (JSON.parse(body.toString()) as { mediaType?: string }).mediaType;
+      if (mt) mediaType = mt;
+    }
+    if (opts.corrupt?.includes(digest)) {
+      body = Buffer.from(body);
+      body[body.length >> 1] ^= 0xff;
+    }
+    res.setHeader('Content-Type', mediaType);
+    res.setHeader('Content-Length', body.length);
+    res.setHeader('Docker-Content-Digest', digest);
+    if (opts.truncate?.includes(digest) || opts.stall === digest) {
+      res.writeHead(200);
+      res.write(body.subarray(0, body.length >> 1), () => {
+        if (opts.stall === digest) onStall();
+        else res.destroy();
+      });
+      return;
+    }
+    res.writeHead(200).end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  t.teardown(close);
+  return { host: `127.0.0.1:${port}`, log, stalled, close };
+}

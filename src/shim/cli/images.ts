@@ -195,9 +195,9 @@ function registerImages(program: Command, ctx: ShimContext): void {
       .action(async (o: { input: string; quiet?: boolean }) => {
         const images = await loadArchive(ctx().root, o.input);
         if (o.quiet) return;
-        for (const r of images) {
-          if (r.names.length) for (const n of r.names) process.stdout.write(`Loaded image: ${familiarString(parseReference(n))}\n`);
-          else process.stdout.write(`Loaded image ID: ${r.id}\n`);
+        for (const { image, names } of images) {
+          if (names.length) for (const n of names) process.stdout.write(`Loaded image: ${familiarString(parseReference(n))}\n`);
+          else process.stdout.write(`Loaded image ID: ${image.id}\n`);
         }
       });
 

@@ -249,10 +249,16 @@ function headOf(file: string, n = 8): Buffer {
   }
 }
 
-async function loadDockerArchive(store: ImageStore, lease: Lease, src: Source): Promise<StoredImage[]> {
+/** One image an archive held: the stored record and the names this archive gave it. */
+export interface Loaded {
+  image: StoredImage;
+  names: string[];
+}
+
+async function loadDockerArchive(store: ImageStore, lease: Lease, src: Source): Promise<Loaded[]> {
   const entries = parseJson<{ Config?: unknown; RepoTags?: unknown; Layers?: unknown }[]>(src.read('manifest.json'), `${src.describe}: manifest.json`);
   if (!Array.isArray(entries) || entries.length === 0) throw new UserError(`${src.describe}: manifest.json lists no images`);
-  const out: StoredImage[] = [];
+  const out: Loaded[] = [];
   for (const [i, e] of entries.entries()) {
     const where = `${src.describe}: manifest.json[${i}]`;
     if (typeof e.Config !== 'string' || !Array.isArray(e.Layers) || e.Layers.some((l) => typeof l !== 'string')) {
@@ -292,7 +298,7 @@ async function loadDockerArchive(store: ImageStore, lease: Lease, src: Source): 
     const manifestDigest = digestOf(body);
     await lease.add([manifestDigest]);
     store.putBlob(body);
-    out.push(await importRecord(store, lease, config, manifest, manifestDigest, MEDIA.ociManifest, names));
+    out.push({ image: await importRecord(store, lease, config, manifest, manifestDigest, MEDIA.ociManifest, names), names });
   }
   return out;
 }
@@ -328,10 +334,10 @@ function ociName(d: Descriptor, fallback?: Record<string, string>): string | und
   return undefined;
 }
 
-async function loadOciLayout(store: ImageStore, lease: Lease, src: Source): Promise<StoredImage[]> {
+async function loadOciLayout(store: ImageStore, lease: Lease, src: Source): Promise<Loaded[]> {
   const index = parseJson<ImageIndex>(src.read('index.json'), `${src.describe}: index.json`);
   if (!Array.isArray(index.manifests) || index.manifests.length === 0) throw new UserError(`${src.describe}: index.json lists no manifests`);
-  const byId = new Map<string, StoredImage>();
+  const byId = new Map<string, Loaded>();
   const readDesc = async (d: Descriptor): Promise<Buffer> => {
     const name = blobName(d);
     if (!src.has(name)) throw new UserError(`${src.describe}: blob ${d.digest} is missing`);
@@ -359,14 +365,16 @@ async function loadOciLayout(store: ImageStore, lease: Lease, src: Source): Prom
       await copyBlob(store, lease, src, blobName(l), l);
     }
     const name = ociName(top, desc.annotations);
-    const rec = await importRecord(store, lease, config, manifest, desc.digest, desc.mediaType || manifest.mediaType || MEDIA.ociManifest, name ? [name] : []);
-    byId.set(rec.id, rec);
+    const names = name ? [name] : [];
+    const image = await importRecord(store, lease, config, manifest, desc.digest, desc.mediaType || manifest.mediaType || MEDIA.ociManifest, names);
+    const seen = byId.get(image.id);
+    byId.set(image.id, { image, names: [...(seen?.names ?? []), ...names] });
   }
   return [...byId.values()];
 }
 
 /** Loads every image in `input` (a file or an OCI layout directory); the store is unchanged on failure. */
-export async function loadArchive(root: string, input: string): Promise<StoredImage[]> {
+export async function loadArchive(root: string, input: string): Promise<Loaded[]> {
   const store = new ImageStore(root).init();
   const st = fs.statSync(input, { throwIfNoEntry: false });
   if (!st) throw new UserError(`open ${input}: no such file or directory`);
