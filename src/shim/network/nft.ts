@@ -125,6 +125,7 @@ export async function listTable(): Promise<NftJson | undefined> {
   const r = await run('nft', ['-j', '-a', 'list', 'table', 'ip', TABLE]);
   if (r.code !== 0) {
     if (/No such file or directory/.test(r.stderr)) return undefined;
+    if (r.code === 127) throw new UserError('network: nft is not installed (Debian package nftables)');
     throw new UserError(`network: nft list table ip ${TABLE}: ${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}`);
   }
   return JSON.parse(r.stdout) as NftJson;

@@ -57,7 +57,7 @@ export function firstLine(text: string): string {
 export async function must(what: string, cmd: string, args: string[], input?: string): Promise<string> {
   const r = await run(cmd, args, input);
   if (r.code !== 0) {
-    const why = r.code === 127 && /ENOENT/.test(r.stderr) ? `${cmd} is not installed` : firstLine(r.stderr) || `exit status ${r.code}`;
+    const why = r.code === 127 && /ENOENT/.test(r.stderr) ? `${cmd} is not installed${cmd === 'nft' ? ' (Debian package nftables)' : ''}` : firstLine(r.stderr) || `exit status ${r.code}`;
     throw new UserError(`network: ${what}: ${why}`);
   }
   return r.stdout;

@@ -267,18 +267,34 @@ export async function teardownNetwork(root: string, cid: string): Promise<void> 
 
 async function teardownLocked(root: string, cid: string): Promise<void> {
   const rec = readNetworkRecord(root, cid);
+  // Every step is tried even when one fails (a missing tool, a link busy),
+  // so as much as possible is removed; the first failure is reported.
+  let first: unknown;
+  const step = async (fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (e) {
+      first ??= e;
+    }
+  };
   // Without a record (torn write, crash before it), everything is found by the id anyway.
-  await deleteLink(rec?.hostVeth ?? hostVethName(cid));
-  await nft.removeContainer(cid);
-  for (const [ip, owner] of leases(leaseDir(root))) if (owner === cid) release(leaseDir(root), ip, cid);
-  fs.rmSync(recordFile(root, cid), { force: true });
-  if (listNetworkRecords(root).some((r) => r.mode === 'bridge')) return;
-  // The last one: remove the shared parts.
-  const state = readJson<BridgeState>(bridgeFile(root));
-  await nft.deleteTable();
-  await deleteLink(state?.bridge ?? DEFAULT_BRIDGE);
-  if (state?.ipForwardWas !== undefined && readSysctl('net.ipv4.ip_forward') === '1') {
-    writeSysctl('net.ipv4.ip_forward', state.ipForwardWas);
+  await step(() => deleteLink(rec?.hostVeth ?? hostVethName(cid)));
+  await step(() => nft.removeContainer(cid));
+  await step(() => {
+    for (const [ip, owner] of leases(leaseDir(root))) if (owner === cid) release(leaseDir(root), ip, cid);
+  });
+  await step(() => fs.rmSync(recordFile(root, cid), { force: true }));
+  if (!listNetworkRecords(root).some((r) => r.mode === 'bridge')) {
+    // The last one: remove the shared parts.
+    const state = readJson<BridgeState>(bridgeFile(root));
+    await step(() => nft.deleteTable());
+    await step(() => deleteLink(state?.bridge ?? DEFAULT_BRIDGE));
+    await step(() => {
+      if (state?.ipForwardWas !== undefined && readSysctl('net.ipv4.ip_forward') === '1') {
+        writeSysctl('net.ipv4.ip_forward', state.ipForwardWas);
+      }
+      fs.rmSync(bridgeFile(root), { force: true });
+    });
   }
-  fs.rmSync(bridgeFile(root), { force: true });
+  if (first !== undefined) throw first;
 }
