@@ -9,6 +9,13 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fexceptions"]
+    },
+    {
+      "target_name": "tsrun-init",
+      "type": "executable",
+      "sources": ["native/init-main.cc", "native/executor.cc"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "ldflags": ["-static"]
     }
   ]
 }

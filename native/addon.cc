@@ -2,11 +2,14 @@
 // asynchronous waitpid. All policy is in TypeScript (src/native.ts types it).
 #include <napi.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <linux/bpf.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,6 +42,55 @@ Napi::Object MsgToObject(Napi::Env env, const ChildMsg& m) {
   return o;
 }
 
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+// The init binary every spawned child execs first (native/init-main.cc),
+// as a sealed memfd: nothing can write it, and it is no file on the host
+// (CVE-2019-5736; runc runs its init from a sealed copy of itself too).
+// Made once per runtime process from tsrun-init next to this addon.
+int InitExeFd(std::string* why) {
+  static int fd = -1;
+  if (fd >= 0) return fd;
+  Dl_info info;
+  if (!dladdr((void*)&InitExeFd, &info) || !info.dli_fname) {
+    *why = "cannot locate the addon";
+    return -1;
+  }
+  std::string path(info.dli_fname);
+  path = path.substr(0, path.rfind('/') + 1) + "tsrun-init";
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (src < 0 || fstat(src, &st) < 0) {
+    *why = path + ": " + strerror(errno) + " (rebuild: npm run build:native)";
+    if (src >= 0) close(src);
+    return -1;
+  }
+  int m = (int)syscall(SYS_memfd_create, "tsrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (m < 0 && errno == EINVAL) m = (int)syscall(SYS_memfd_create, "tsrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  off_t off = 0;
+  bool ok = m >= 0;
+  while (ok && off < st.st_size) {
+    ssize_t n = sendfile(m, src, &off, (size_t)(st.st_size - off));
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+  }
+  int e = errno;
+  close(src);
+  if (ok && fcntl(m, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+    ok = false;
+    e = errno;
+  }
+  if (!ok) {
+    if (m >= 0) close(m);
+    *why = std::string("sealed copy of ") + path + ": " + strerror(e);
+    return -1;
+  }
+  fd = m;
+  return fd;
+}
+
 // spawn(plan: Buffer, consoleSocket: number) -> { pid, sync }
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -49,6 +101,13 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   char err[256];
   if (plan_prepare(buf.Data(), buf.Length(), &plan, err, sizeof(err)) < 0) {
     Napi::Error::New(env, std::string("invalid plan: ") + err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string why;
+  plan.init_exe_fd = InitExeFd(&why);
+  if (plan.init_exe_fd < 0) {
+    plan_free(&plan);
+    Napi::Error::New(env, "container init binary: " + why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   int sync = -1;
@@ -200,27 +259,27 @@ Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sock = info[0].As<Napi::Number>().Int32Value();
   char data[256];
-  struct iovec iov = {data, sizeof(data)};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof(u.buf);
-  ssize_t n;
-  do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-  struct cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (!c || c->cmsg_type != SCM_RIGHTS) {
+  int fd;
+  ssize_t n = fd_recv(sock, data, sizeof(data), &fd);
+  if (n <= 0 || fd < 0) {
+    if (fd >= 0) close(fd);
     ErrnoError(env, n < 0 ? errno : EBADMSG, "receive pty").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof(int));
   return Napi::Number::New(env, fd);
+}
+
+// sendFd(sock, data: Buffer, fd): one message with one descriptor
+// (SCM_RIGHTS), as the seccomp listener protocol of the runtime spec wants.
+Napi::Value SendFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sock = info[0].As<Napi::Number>().Int32Value();
+  auto data = info[1].As<Napi::Buffer<uint8_t>>();
+  int fd = info[2].As<Napi::Number>().Int32Value();
+  ssize_t n = fd_send(sock, data.Data(), data.Length(), fd);
+  if (n < 0) ErrnoError(env, errno, "sendmsg").ThrowAsJavaScriptException();
+  else if ((size_t)n != data.Length()) ErrnoError(env, EMSGSIZE, "sendmsg").ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 // setWinsize(fd, rows, cols): propagate the caller's terminal size.
@@ -302,6 +361,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
   exports.Set("seccomp", SeccompExports(env));  // native/seccomp.h
   exports.Set("bench", NsBenchExports(env));  // native/nsbench.cc (tsrun bench)

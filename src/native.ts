@@ -20,6 +20,8 @@ export const enum MsgKind {
   Ready = 2,
   Error = 3,
   Pid = 4,
+  /** `arg` is the seccomp notify listener fd, now the runtime's to pass on (and close) */
+  SeccompFd = 5,
 }
 
 export interface ExitStatus {
@@ -97,6 +99,8 @@ export interface Addon {
   strerror(errno: number): string;
   socketPair(): [number, number];
   recvFd(sock: number): number;
+  /** one message of `data` carrying `fd` (SCM_RIGHTS) */
+  sendFd(sock: number, data: Buffer, fd: number): void;
   setWinsize(fd: number, rows: number, cols: number): void;
   seccomp: SeccompAddon;
   /** `tsrun bench`'s timing loops (native/nsbench.cc); absent from an addon built before them. */
