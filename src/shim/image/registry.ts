@@ -351,8 +351,8 @@ export class RegistryClient {
               w.write(chunk);
               onData?.(chunk.length);
             } catch (e) {
+              reject(e); // first: destroying emits 'aborted', which must not win
               res.destroy();
-              reject(e);
             }
           });
           res.on('end', resolve);
