@@ -160,7 +160,7 @@ class LayerWriter {
   /** per relative path absent from this layer: the lowers (topmost first) where it is a directory still visible */
   private lowerDirs = new Map<string, string[]>();
   /** directory mtimes are set last: creating their contents changes them */
-  private dirTimes: { abs: string; h: TarHeader }[] = [];
+  private dirTimes: { abs: string; atime: number; mtime: number }[] = [];
 
   constructor(
     private readonly root: string,
@@ -187,7 +187,7 @@ class LayerWriter {
       // "./": the layer root's own metadata.
       if (h.type !== 'dir') throw new UnpackError(name, 'the layer root must be a directory');
       this.meta(this.root, h);
-      this.dirTimes.push({ abs: this.root, h });
+      this.dirTimes.push({ abs: this.root, atime: h.atime ?? h.mtime, mtime: h.mtime });
       return;
     }
     // aufs metadata at the top (.wh..wh.plnk/, .wh..wh.aufs): not content, as Docker skips it.
@@ -210,7 +210,7 @@ class LayerWriter {
         }
         this.dirs.add(rel);
         this.meta(abs, h);
-        this.dirTimes.push({ abs, h });
+        this.dirTimes.push({ abs, atime: h.atime ?? h.mtime, mtime: h.mtime });
         return;
       }
       case 'file': {
@@ -283,7 +283,7 @@ class LayerWriter {
       const st = lstatOrNull(abs);
       if (st === null) {
         this.checkLowers(name, rel);
-        fs.mkdirSync(abs, 0o755);
+        this.implicitDir(rel, abs);
       } else if (st.isSymbolicLink()) {
         throw new UnpackError(name, `refusing to write through the symlink ${JSON.stringify(rel)}`);
       } else if (!st.isDirectory()) {
@@ -292,6 +292,21 @@ class LayerWriter {
       this.dirs.add(rel);
     }
     return path.join(this.root, ...parts.slice(0, -1));
+  }
+
+  /**
+   * A parent directory the archive has no entry for. In overlay form the
+   * topmost layer's directory is what the container sees, so it takes the
+   * attributes of the directory it covers in the lowers (what a flattened
+   * unpack, which finds it there, keeps); else 0755 root, as tar makes it.
+   */
+  private implicitDir(rel: string, abs: string): void {
+    fs.mkdirSync(abs, 0o755);
+    const lower = this.lowersOf(rel)[0];
+    if (!lower) return;
+    const st = fs.lstatSync(path.join(lower, rel));
+    copyMeta(path.join(lower, rel), abs, st, false);
+    this.dirTimes.push({ abs, atime: st.atimeMs / 1000, mtime: st.mtimeMs / 1000 });
   }
 
   /**
@@ -347,7 +362,7 @@ class LayerWriter {
       const st = lstatOrNull(abs);
       if (st === null) {
         this.checkLowers(name, rel);
-        fs.mkdirSync(abs, 0o755);
+        this.implicitDir(rel, abs);
         this.dirs.add(rel);
       } else if (st.isSymbolicLink()) {
         throw new UnpackError(name, `refusing to write through the symlink ${JSON.stringify(rel)}`);
@@ -382,14 +397,39 @@ class LayerWriter {
       abs = path.join(abs, parts[i]);
       const st = lstatOrNull(abs);
       const last = i === parts.length - 1;
-      if (st === null)
-        throw new UnpackError(name, `hardlink target ${JSON.stringify(linkpath)} is not in this layer`);
+      if (st === null) return this.copyUp(name, linkpath, parts);
       if (!last && st.isSymbolicLink())
         throw new UnpackError(name, `hardlink target ${JSON.stringify(linkpath)} goes through a symlink`);
       if (!last && !st.isDirectory())
         throw new UnpackError(name, `hardlink target ${JSON.stringify(linkpath)} is not in this layer`);
       if (last && st.isDirectory()) throw new UnpackError(name, `hardlink target ${JSON.stringify(linkpath)} is a directory`);
     }
+    return abs;
+  }
+
+  /**
+   * A hardlink to a file of a lower layer: overlay layers cannot share an
+   * inode, so the file is copied up into this layer first (same content and
+   * metadata: the container sees no change), as overlayfs itself does when a
+   * container makes such a link.
+   */
+  private copyUp(name: string, linkpath: string, parts: string[]): string {
+    const rel = parts.join('/');
+    const notFound = () => new UnpackError(name, `hardlink target ${JSON.stringify(linkpath)} is in neither this layer nor the ones below`);
+    const candidates = this.lowersOf(parentOf(rel));
+    let found: { src: string; st: fs.Stats } | undefined;
+    for (const lower of candidates) {
+      const src = path.join(lower, rel);
+      const st = lstatOrNull(src);
+      if (st === null) continue;
+      if (isWhiteout(st)) throw notFound();
+      if (st.isDirectory()) throw new UnpackError(name, `hardlink target ${JSON.stringify(linkpath)} is a directory`);
+      found = { src, st };
+      break;
+    }
+    if (!found) throw notFound();
+    const abs = path.join(this.parent(name, parts), parts[parts.length - 1]);
+    copyEntry(found.src, abs, found.st);
     return abs;
   }
 
@@ -410,13 +450,36 @@ class LayerWriter {
 
   /** Directory mtimes, now that nothing more is created in them (in archive order: a later header wins). */
   finish(): void {
-    for (const { abs, h } of this.dirTimes) {
+    for (const { abs, atime, mtime } of this.dirTimes) {
       try {
-        fs.lutimesSync(abs, h.atime ?? h.mtime, h.mtime);
+        fs.lutimesSync(abs, atime, mtime);
       } catch (e) {
         // A directory replaced later in the same layer is gone: nothing to date.
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
     }
   }
+}
+
+/**
+ * Owner, mode, xattrs (overlay's own excepted) and, unless `times` is false,
+ * times of `src` onto `dst` (for copies between snapshots and rootfs).
+ */
+export function copyMeta(src: string, dst: string, st: fs.Stats, times = true): void {
+  fs.lchownSync(dst, st.uid, st.gid);
+  if (!st.isSymbolicLink()) fs.chmodSync(dst, st.mode & 0o7777);
+  for (const name of native().llistxattr(src)) {
+    if (name.startsWith('trusted.overlay.')) continue;
+    native().lsetxattr(dst, name, native().lgetxattr(src, name));
+  }
+  if (times) fs.lutimesSync(dst, st.atime, st.mtime);
+}
+
+/** Copies one non-directory entry (file, symlink, device, FIFO) with its metadata; `dst` must not exist. */
+export function copyEntry(src: string, dst: string, st: fs.Stats): void {
+  if (st.isFile()) fs.copyFileSync(src, dst, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+  else if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(src), dst);
+  else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) native().mknod(dst, (st.mode & 0o170000) | 0o600, st.rdev);
+  else throw new Error(`${src}: not a file, symlink, device or FIFO`);
+  copyMeta(src, dst, st);
 }

@@ -168,3 +168,52 @@ t.test('a layer whose content does not match its diff_id is refused', { skip }, 
   await t.rejects(ensureSnapshots(root, blobPath(root), recs), /does not match|diff_id/);
   t.same(fs.readdirSync(path.join(root, 'snapshots')), []);
 });
+
+t.test('concurrent unpacks of the same image both succeed; interrupted ones are swept', { skip }, async (t) => {
+  const root = store(t);
+  const recs = layers(root, [BASE, TOP]);
+  fs.mkdirSync(path.join(root, 'snapshots'), { recursive: true });
+  // An unpack interrupted by a dead process, and one still running elsewhere.
+  const dead = path.join(root, 'snapshots', `.tmp-abc-${2 ** 22 + 12345}-x`);
+  const live = path.join(root, 'snapshots', `.tmp-abc-${process.ppid}-y`);
+  fs.mkdirSync(dead);
+  fs.mkdirSync(live);
+  const [a, b] = await Promise.all([ensureSnapshots(root, blobPath(root), recs), ensureSnapshots(root, blobPath(root), recs)]);
+  t.same(a, b);
+  t.notOk(fs.existsSync(dead), 'a dead process\'s temporary is removed');
+  t.ok(fs.existsSync(live), 'a live process\'s is left alone');
+  t.same(fs.readdirSync(path.join(root, 'snapshots')).sort(), [...recs.map((r) => r.chainId.slice(7)), path.basename(live)].sort());
+  t.same(tree(a[0]), tree(b[0]));
+});
+
+t.test('images with many layers mount (overlay options stay under a page)', { skip }, async (t) => {
+  const root = store(t);
+  const n = 120;
+  const list: WEntry[][] = [];
+  for (let i = 0; i < n; i++) list.push([{ path: `layer${i}`, data: String(i) }, ...(i === n - 1 ? [{ path: '.wh.layer0', data: '' }] : [])]);
+  const lowers = await ensureSnapshots(root, blobPath(root), layers(root, list));
+  t.ok(lowers.join(':').length > 4096, 'the plain lowerdir list would not fit');
+  const r = await mountContainerRootfs(root, 'many', lowers);
+  t.equal(r.kind, 'overlay');
+  const names = fs.readdirSync(r.rootfs);
+  t.equal(names.length, n - 1);
+  t.notOk(names.includes('layer0'), 'the top layer\'s whiteout applies to the bottom one');
+  t.equal(fs.readFileSync(path.join(r.rootfs, 'layer1'), 'utf8'), '1');
+});
+
+t.test('diff: a directory removed and made again in the container is opaque in the upper', { skip }, async (t) => {
+  const root = store(t);
+  const lowers = await ensureSnapshots(root, blobPath(root), layers(root, [BASE, TOP]));
+  const r = await mountContainerRootfs(root, 'c2', lowers);
+  t.equal(r.kind, 'overlay');
+  fs.rmSync(path.join(r.rootfs, 'etc'), { recursive: true });
+  fs.mkdirSync(path.join(r.rootfs, 'etc'));
+  fs.writeFileSync(path.join(r.rootfs, 'etc', 'fresh'), 'f');
+  t.same(diffContainer(root, 'c2'), [
+    { kind: 'C', path: '/etc' },
+    { kind: 'A', path: '/etc/fresh' },
+    { kind: 'D', path: '/etc/passwd' },
+  ]);
+  await t.rejects(async () => diffContainer(root, 'nosuch'), /container nosuch: no root filesystem record/);
+  await t.rejects(mountContainerRootfs(root, '../evil', lowers), /invalid container id/);
+});

@@ -139,3 +139,35 @@ t.test('aufs metadata (.wh..wh.plnk and friends) is not content', { skip }, asyn
   const { root, lowers } = await snapshots(t, [[{ path: 'a', data: 'a' }, { path: '.wh..wh.plnk/1.2', data: 'x' }, { path: '.wh..wh.aufs', data: '' }]]);
   t.same(await merged(t, root, lowers), ['a=a']);
 });
+
+t.test('a directory the layer has no entry for keeps the attributes of the one it covers', { skip }, async (t) => {
+  const { root, lowers } = await snapshots(t, [
+    [{ path: 'home/', type: '5', mode: 0o755 }, { path: 'home/app/', type: '5', mode: 0o700, uid: 1000, gid: 1000, mtime: 1234 }],
+    [{ path: 'home/app/new', data: 'n' }, { path: 'fresh/dir/f', data: 'f' }],
+  ]);
+  const st = fs.lstatSync(path.join(lowers[0], 'home', 'app'));
+  t.same([st.mode & 0o7777, st.uid, st.gid, st.mtimeMs], [0o700, 1000, 1000, 1234000], 'implicit directory in the snapshot');
+  t.equal(fs.lstatSync(path.join(lowers[0], 'fresh', 'dir')).mode & 0o7777, 0o755, 'a new one is 0755');
+  await merged(t, root, lowers);
+  const { rootfs } = await mountContainerRootfs(root, 'c', lowers);
+  const m = fs.lstatSync(path.join(rootfs, 'home', 'app'));
+  t.same([m.mode & 0o7777, m.uid, m.gid], [0o700, 1000, 1000], 'the container sees the lower attributes');
+});
+
+t.test('a hardlink to a file of a lower layer: the file is copied up and linked', { skip }, async (t) => {
+  const { root, lowers } = await snapshots(t, [
+    [{ path: 'bin/tool', data: 'tool', mode: 0o4750, uid: 0, gid: 7, pax: { 'SCHILY.xattr.user.k': 'v' } }, { path: 'gone', data: 'g' }],
+    [{ path: 'usr/bin/tool-link', type: '1', linkpath: 'bin/tool' }],
+  ]);
+  const a = fs.lstatSync(path.join(lowers[0], 'bin', 'tool'));
+  const b = fs.lstatSync(path.join(lowers[0], 'usr', 'bin', 'tool-link'));
+  t.equal(a.ino, b.ino, 'linked inside the layer');
+  t.same([a.mode & 0o7777, a.gid], [0o4750, 7], 'with the lower file\'s metadata');
+  t.equal(native().lgetxattr(path.join(lowers[0], 'bin', 'tool'), 'user.k').toString(), 'v');
+  t.same(await merged(t, root, lowers), ['bin/', 'bin/tool=tool', 'gone=g', 'usr/', 'usr/bin/', 'usr/bin/tool-link=tool']);
+  const upper = path.join(root, 'extra');
+  fs.mkdirSync(upper);
+  const mid = fs.mkdtempSync(path.join(root, 'mid'));
+  await unpackTar(chunks(tar([{ path: '.wh.gone', data: '' }])), mid, { lowers });
+  await t.rejects(unpackTar(chunks(tar([{ path: 'l', type: '1', linkpath: 'gone' }])), upper, { lowers: [mid, ...lowers] }), /hardlink target "gone" is in neither this layer nor the ones below/);
+});
