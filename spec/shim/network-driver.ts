@@ -39,7 +39,10 @@ function httpGet(host: string, port: number, timeoutMs: number): Promise<string>
 }
 
 async function http(host: string, port: number, n: number): Promise<object> {
-  const results = await Promise.allSettled(Array.from({ length: n }, () => httpGet(host, port, 10_000)));
+  // busybox httpd listens with a backlog of 9: of 100 SYNs at once, some are
+  // dropped and retransmitted by the kernel (after 1, 2, 4, 8, 16 s), so each
+  // connection gets a minute, not a few seconds.
+  const results = await Promise.allSettled(Array.from({ length: n }, () => httpGet(host, port, 60_000)));
   const bodies: Record<string, number> = {};
   const errors: string[] = [];
   for (const r of results) {

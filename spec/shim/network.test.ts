@@ -41,7 +41,7 @@ const setup = (sb: Sandbox, opts: object) => sb.driver<NetworkRecord>(['setup', 
 async function assertClean(t: Test, sb: Sandbox, root: string, links: string[]) {
   const net = await sandboxNetwork(sb);
   t.same(net.links.sort(), links.sort(), 'no link left');
-  t.notOk(net.addresses.some((a) => a.includes('tsctl0') || a.includes('172.31.')), 'no address left', { addresses: net.addresses });
+  t.notOk(net.addresses.some((a) => a.startsWith('tsctl0') || a.startsWith('tsv')), 'no address left', { addresses: net.addresses });
   t.equal(net.ruleset, '', 'no nft table or rule left');
   t.same(filesUnder(path.join(root, 'network')), [], 'no lease, record or bridge state left');
   const fwd = await sb.run('cat', ['/proc/sys/net/ipv4/ip_forward']);
@@ -80,7 +80,7 @@ t.test('bridge: TCP and UDP through every host address, 100 parallel, hairpin; t
   t.match(route.stdout, /default via 172\.31\.0\.1 dev eth0/, 'default route via the bridge');
 
   const page = 'hello from the container\n';
-  const many = await sb.driver<HttpResult>(['http', '127.0.0.1', '8080', '100']);
+  const many = await sb.driver<HttpResult>(['http', '127.0.0.1', '8080', '100'], 120_000);
   t.same(many, { ok: 100, failed: 0, bodies: { [page]: 100 }, errors: [] }, '100 parallel connections through 127.0.0.1:8080');
   for (const addr of ['172.31.0.1', '10.123.0.1']) {
     const r = await sb.driver<HttpResult>(['http', addr, '8080', '3']);
@@ -114,17 +114,19 @@ t.test('bridge: TCP and UDP through every host address, 100 parallel, hairpin; t
   await t.resolves(sb.driver(['teardown', root, c.id]), 'teardown again: idempotent');
 });
 
-t.test('two containers: next address, a taken port refused with nothing left, one removed leaves the other', { skip }, async (t) => {
+t.test('two containers set up at once: an address each, a taken port refused with nothing left, one removed leaves the other', { skip }, async (t) => {
   const sb = await sandbox(t);
   const root = storeRoot(t);
   const a = await webContainer(t, 'A\n');
   const b = await webContainer(t, 'B\n');
-  const ra = await setup(sb, { root, cid: a.id, mode: 'bridge', hostname: 'a', netnsPath: a.netnsPath, ports: [tcp(8080)] });
-  const rb = await setup(sb, { root, cid: b.id, mode: 'bridge', hostname: 'b', netnsPath: b.netnsPath, ports: [tcp(8081)] });
+  // at once: both may find no bridge yet; the lock makes one create it
+  const [ra, rb] = await Promise.all([
+    setup(sb, { root, cid: a.id, mode: 'bridge', hostname: 'a', netnsPath: a.netnsPath, ports: [tcp(8080)] }),
+    setup(sb, { root, cid: b.id, mode: 'bridge', hostname: 'b', netnsPath: b.netnsPath, ports: [tcp(8081)] }),
+  ]);
   await a.start();
   await b.start();
-  t.equal(ra.address, '172.31.0.2');
-  t.equal(rb.address, '172.31.0.3');
+  t.same([ra.address, rb.address].sort(), ['172.31.0.2', '172.31.0.3'], 'concurrent setups: one address each');
 
   const c = await webContainer(t, 'C\n');
   const before = await sandboxNetwork(sb);
@@ -155,6 +157,23 @@ t.test('two containers: next address, a taken port refused with nothing left, on
 
   await sb.driver(['teardown', root, b.id]);
   await assertClean(t, sb, root, ['lo']);
+});
+
+t.test('the bridge subnet: the default when free, the next one when it is routed here, a configured one refused when it overlaps', { skip }, async (t) => {
+  const sb = await sandbox(t);
+  const root = storeRoot(t);
+  for (const args of [['link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan1'], ['addr', 'add', '172.31.7.1/24', 'dev', 'lan0'], ['link', 'set', 'lan0', 'up']]) {
+    t.equal((await sb.run('ip', args)).code, 0, `ip ${args.join(' ')}`);
+  }
+  const c = await webContainer(t, 's\n');
+  await t.rejects(setup(sb, { root, cid: c.id, mode: 'bridge', hostname: 's', netnsPath: c.netnsPath, ports: [], subnet: '172.31.0.0/16' }), {
+    message: 'network: subnet 172.31.0.0/16 overlaps 172.31.7.0/24, which is already routed on this host',
+  });
+  t.same((await sandboxNetwork(sb)).links.sort(), ['lan0', 'lan1', 'lo'], 'the refused setup made nothing');
+  const rec = await setup(sb, { root, cid: c.id, mode: 'bridge', hostname: 's', netnsPath: c.netnsPath, ports: [] });
+  t.match(rec, { subnet: '172.30.0.0/16', gateway: '172.30.0.1', address: '172.30.0.2' }, '172.31/16 is in use here: 172.30/16');
+  await sb.driver(['teardown', root, c.id]);
+  await assertClean(t, sb, root, ['lo', 'lan0', 'lan1']);
 });
 
 t.test('after a crash: the container and its namespace gone, teardown from the record alone', { skip }, async (t) => {
