@@ -41,11 +41,24 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes temporary unpack directories whose process is gone (interrupted unpacks). */
+/**
+ * Removes temporary unpack directories whose process is gone (interrupted
+ * unpacks), and short links (l/) to snapshots gc has removed.
+ */
 function sweepTemporaries(dir: string): void {
   for (const name of fs.readdirSync(dir)) {
     const m = /^\.tmp-[0-9a-f]+-(\d+)-/.exec(name);
     if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+  let links: string[] = [];
+  try {
+    links = fs.readdirSync(path.join(dir, 'l'));
+  } catch {
+    return;
+  }
+  for (const name of links) {
+    const link = path.join(dir, 'l', name);
+    if (!fs.existsSync(link)) fs.rmSync(link, { force: true });
   }
 }
 

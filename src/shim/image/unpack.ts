@@ -204,7 +204,8 @@ class LayerWriter {
     switch (h.type) {
       case 'dir': {
         const st = lstatOrNull(abs);
-        if (!st?.isDirectory()) {
+        if (st && isWhiteout(st)) this.dirOverWhiteout(abs, rel);
+        else if (!st?.isDirectory()) {
           if (st) this.remove(abs, rel, st);
           fs.mkdirSync(abs, 0o700);
         }
@@ -286,12 +287,26 @@ class LayerWriter {
         this.implicitDir(rel, abs);
       } else if (st.isSymbolicLink()) {
         throw new UnpackError(name, `refusing to write through the symlink ${JSON.stringify(rel)}`);
+      } else if (isWhiteout(st)) {
+        this.dirOverWhiteout(abs, rel);
       } else if (!st.isDirectory()) {
         throw new UnpackError(name, `${JSON.stringify(rel)} is not a directory`);
       }
       this.dirs.add(rel);
     }
     return path.join(this.root, ...parts.slice(0, -1));
+  }
+
+  /**
+   * This layer whited out `rel` and now puts a directory there: the lowers'
+   * `rel` stays deleted, so the directory is opaque (0755 until its entry, if
+   * any, says otherwise).
+   */
+  private dirOverWhiteout(abs: string, rel: string): void {
+    fs.unlinkSync(abs);
+    fs.mkdirSync(abs, 0o755);
+    native().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
+    this.lowerDirs.set(rel, []);
   }
 
   /**
@@ -377,8 +392,16 @@ class LayerWriter {
     const target = base.slice(WHITEOUT_PREFIX.length);
     if (target === '' || target === '.' || target === '..') throw new UnpackError(name, 'invalid whiteout');
     const abs = path.join(this.parent(name, parts), target);
-    // Present already means this layer made it: a whiteout hides lower layers only.
-    if (lstatOrNull(abs) !== null) return;
+    const st = lstatOrNull(abs);
+    // Present already means this layer made it: a whiteout hides lower layers
+    // only. A non-directory of this layer covers the lowers anyway; a
+    // directory would merge with theirs, so it becomes opaque.
+    if (st?.isDirectory() && !isWhiteout(st)) {
+      native().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
+      this.lowerDirs.set(parts.slice(0, -1).concat(target).join('/'), []);
+      return;
+    }
+    if (st !== null) return;
     native().mknod(abs, S_IFCHR | 0o600, 0);
   }
 

@@ -191,7 +191,8 @@ t.test('images with many layers mount (overlay options stay under a page)', { sk
   const n = 120;
   const list: WEntry[][] = [];
   for (let i = 0; i < n; i++) list.push([{ path: `layer${i}`, data: String(i) }, ...(i === n - 1 ? [{ path: '.wh.layer0', data: '' }] : [])]);
-  const lowers = await ensureSnapshots(root, blobPath(root), layers(root, list));
+  const recs = layers(root, list);
+  const lowers = await ensureSnapshots(root, blobPath(root), recs);
   t.ok(lowers.join(':').length > 4096, 'the plain lowerdir list would not fit');
   const r = await mountContainerRootfs(root, 'many', lowers);
   t.equal(r.kind, 'overlay');
@@ -199,6 +200,13 @@ t.test('images with many layers mount (overlay options stay under a page)', { sk
   t.equal(names.length, n - 1);
   t.notOk(names.includes('layer0'), 'the top layer\'s whiteout applies to the bottom one');
   t.equal(fs.readFileSync(path.join(r.rootfs, 'layer1'), 'utf8'), '1');
+  const links = path.join(root, 'snapshots', 'l');
+  t.equal(fs.readdirSync(links).length, n, 'one short link per layer');
+  // A snapshot gc removed: its link is swept, the snapshot made again when needed.
+  await removeContainerRootfs(root, 'many');
+  fs.rmSync(path.dirname(lowers[3]), { recursive: true });
+  t.same(await ensureSnapshots(root, blobPath(root), recs), lowers);
+  t.equal(fs.readdirSync(links).length, n - 1, 'the dangling link is gone');
 });
 
 t.test('diff: a directory removed and made again in the container is opaque in the upper', { skip }, async (t) => {

@@ -114,17 +114,35 @@ t.test('an opaque marker for a directory the layer has no entry for creates it',
 
 t.test('a whiteout never hides an entry of its own layer', { skip }, async (t) => {
   const { root, lowers } = await snapshots(t, [
-    [{ path: 'lower', data: 'lower' }],
+    [{ path: 'lower', data: 'lower' }, { path: 'dir/old', data: 'o' }, { path: 'dir2/old', data: 'o' }, { path: 'dir3/old', data: 'o' }],
     [
       { path: 'same', data: 'same layer, before its whiteout' },
       { path: '.wh.same', data: '' },
       { path: '.wh.lower', data: '' },
       { path: 'lower', data: 'same layer, after its whiteout' },
+      // the lower dir goes, this layer's stays: opaque
       { path: 'dir/f', data: 'f' },
       { path: '.wh.dir', data: '' },
+      // the same in the other order, with an entry and without
+      { path: '.wh.dir2', data: '' },
+      { path: 'dir2/', type: '5', mode: 0o711 },
+      { path: 'dir2/g', data: 'g' },
+      { path: '.wh.dir3', data: '' },
+      { path: 'dir3/h', data: 'h' },
     ],
   ]);
-  t.same(await merged(t, root, lowers), ['dir/', 'dir/f=f', 'lower=same layer, after its whiteout', 'same=same layer, before its whiteout']);
+  t.same(await merged(t, root, lowers), [
+    'dir/',
+    'dir/f=f',
+    'dir2/',
+    'dir2/g=g',
+    'dir3/',
+    'dir3/h=h',
+    'lower=same layer, after its whiteout',
+    'same=same layer, before its whiteout',
+  ]);
+  t.equal(fs.statSync(path.join(lowers[0], 'dir2')).mode & 0o7777, 0o711);
+  for (const d of ['dir', 'dir2', 'dir3']) t.equal(native().lgetxattr(path.join(lowers[0], d), OPAQUE_XATTR).toString(), 'y', `${d} is opaque`);
 });
 
 t.test('a lower symlink replaced by a directory, and types replaced across layers', { skip }, async (t) => {
