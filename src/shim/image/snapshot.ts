@@ -253,7 +253,8 @@ export async function removeContainerRootfs(root: string, cid: string): Promise<
 
 /** Failures that mean "this machine has no usable overlayfs" (fall back to copying) rather than a bug. */
 function overlayUnavailable(msg: string): boolean {
-  return /unknown filesystem type|not supported|permission denied|operation not permitted|invalid argument/i.test(msg);
+  // "wrong fs type": overlay refuses an upper dir on overlayfs (a store inside a container).
+  return /unknown filesystem type|not supported|permission denied|operation not permitted|invalid argument|wrong fs type/i.test(msg);
 }
 
 /** Unmounts the container's overlay rootfs if mounted; a no-op otherwise (idempotent). */

@@ -88,6 +88,18 @@ t.test('every entry type, with owners, modes, mtimes and xattrs', { skip }, asyn
   t.equal(fs.readFileSync(path.join(layer, 'tmp/x'), 'utf8'), 'in tmp');
 });
 
+t.test('file capabilities (security.capability) survive the chown that would clear them', { skip }, async (t) => {
+  const { layer } = dirs(t);
+  // vfs_cap_data revision 2, effective, permitted = CAP_NET_RAW (13)
+  const cap = Buffer.alloc(20);
+  cap.writeUInt32LE(0x02000001, 0);
+  cap.writeUInt32LE(1 << 13, 4);
+  await unpack([{ path: 'ping', data: 'ELF', mode: 0o755, uid: 1000, gid: 1000, pax: { 'SCHILY.xattr.security.capability': cap } }], layer);
+  const f = path.join(layer, 'ping');
+  t.same(native().lgetxattr(f, 'security.capability'), cap);
+  t.equal(fs.statSync(f).uid, 1000);
+});
+
 t.test('later entries replace earlier ones as tar does', { skip }, async (t) => {
   const { layer } = dirs(t);
   await unpack(
