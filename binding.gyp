@@ -16,6 +16,13 @@
       "sources": ["native/init-main.cc", "native/executor.cc"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "ldflags": ["-static"]
+    },
+    {
+      "target_name": "tsrun-monitor",
+      "type": "executable",
+      "sources": ["native/monitor.cc"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Os"],
+      "ldflags": ["-s"]
     }
   ]
 }

@@ -4,6 +4,7 @@
  */
 import { main } from './main.js';
 import './images.js';
+import './containers.js';
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
