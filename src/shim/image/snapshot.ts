@@ -261,7 +261,10 @@ function overlayUnavailable(msg: string): boolean {
 export async function unmountContainerRootfs(root: string, cid: string): Promise<void> {
   const rootfs = path.join(containerDir(root, cid), 'rootfs');
   if (!fs.existsSync(rootfs) || !isMountPoint(rootfs)) return;
-  const r = await run('umount', [rootfs]);
+  let r = await run('umount', [rootfs]);
+  // Busy (a host process still has a file open or its cwd there): detach it
+  // lazily, as Docker's overlay2 does; the kernel frees it when unused.
+  if (r.code !== 0 && isMountPoint(rootfs) && /busy/i.test(r.stderr)) r = await run('umount', ['-l', rootfs]);
   if (r.code !== 0 && isMountPoint(rootfs)) throw new UserError(`container ${cid}: unmounting its rootfs: ${r.stderr}`);
 }
 

@@ -225,3 +225,17 @@ t.test('diff: a directory removed and made again in the container is opaque in t
   await t.rejects(async () => diffContainer(root, 'nosuch'), /container nosuch: no root filesystem record/);
   await t.rejects(mountContainerRootfs(root, '../evil', lowers), /invalid container id/);
 });
+
+t.test('an image without layers gets an empty rootfs; a busy rootfs is still unmounted', { skip }, async (t) => {
+  const root = store(t);
+  t.same(await ensureSnapshots(root, blobPath(root), []), []);
+  const r = await mountContainerRootfs(root, 'empty', []);
+  t.equal(r.kind, 'overlay');
+  t.same(fs.readdirSync(r.rootfs), []);
+  fs.writeFileSync(path.join(r.rootfs, 'f'), 'x');
+  const fd = fs.openSync(path.join(r.rootfs, 'f'), 'r');
+  t.teardown(() => fs.closeSync(fd));
+  await unmountContainerRootfs(root, 'empty');
+  t.notOk(isMountPoint(r.rootfs), 'detached although a file is open in it');
+  t.same(diffContainer(root, 'empty'), [{ kind: 'A', path: '/f' }]);
+});
