@@ -4,7 +4,7 @@
 // FIFOs, symlinks) are unpacked into snapshots and mounted as a container
 // rootfs — overlay and the copy fallback — and each tree is compared with
 // `umoci unpack` of the same image: paths, types, modes, owners, link
-// targets, content hashes, device numbers, xattrs, hardlink groups.
+// targets, content hashes, device numbers, xattrs, mtimes, hardlink groups.
 // Then malicious layers: refused, nothing written outside the store.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -59,7 +59,8 @@ function describe(root: string): Map<string, string> {
       else if (st.isFIFO()) what = 'fifo';
       else what = `other ${st.mode.toString(8)}`;
       const mode = st.isSymbolicLink() ? '' : ` mode ${(st.mode & 0o7777).toString(8)}`;
-      out.set(r, `${what}${mode} owner ${st.uid}:${st.gid}${xattrs.length ? ` xattrs ${xattrs.join(',')}` : ''}`);
+      const mtime = ` mtime ${Math.floor(st.mtimeMs / 1000)}`;
+      out.set(r, `${what}${mode} owner ${st.uid}:${st.gid}${mtime}${xattrs.length ? ` xattrs ${xattrs.join(',')}` : ''}`);
       if (st.isDirectory()) walk(r);
     }
   };
