@@ -35,10 +35,11 @@ done
 #   umoci skopeo              build the engine specs' busybox image (and the shim specs' test images)
 #   nftables                  nft: tsctl's port forwarding (DNAT rules in its own `table ip tsctl`)
 #   socat                     bench/portfwd.sh: the userspace proxy kernel NAT is compared with
+#   conntrack                 tsctl's teardown drops a container's UDP flows from conntrack
 #   docker-registry           the local registry the shim specs pull from (bound to 127.0.0.1)
 #   apache2-utils             htpasswd -B: bcrypt users for that registry's basic auth
 PACKAGES=(libseccomp-dev busybox-static build-essential python3 runc crun hyperfine iproute2 tmux jq util-linux
-  containerd docker.io podman umoci skopeo strace docker-registry apache2-utils nftables socat
+  containerd docker.io podman umoci skopeo strace docker-registry apache2-utils nftables socat conntrack
   qemu-system-x86 cpio xz-utils)  # the last three: the pure cgroup v2 VM of ../shared/tools
 
 start=$SECONDS

@@ -18,7 +18,7 @@ import type { NetworkFiles, NetworkRecord, PortSpec } from '../../src/shim/netwo
 import { driver, filesUnder, sandbox, type Sandbox, sandboxNetwork, webContainer } from './network-lib.js';
 import { skipUnless } from './lib.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root' : skipUnless(['ip', 'nft', 'nsenter']);
+const skip = process.getuid?.() !== 0 ? 'needs root' : skipUnless(['ip', 'nft', 'nsenter', 'conntrack']);
 
 function storeRoot(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsctl-netspec-'));
@@ -37,6 +37,16 @@ interface HttpResult {
 
 const setup = (sb: Sandbox, opts: object) => sb.driver<NetworkRecord>(['setup', JSON.stringify(opts)]);
 
+/**
+ * Another address of the "host", as a LAN interface would give it: lan0
+ * (paired with lan1: this kernel has no dummy links) with `cidr`.
+ */
+async function addLan(t: Test, sb: Sandbox, cidr: string) {
+  for (const args of [['link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan1'], ['addr', 'add', cidr, 'dev', 'lan0'], ['link', 'set', 'lan0', 'up']]) {
+    t.equal((await sb.run('ip', args)).code, 0, `ip ${args.join(' ')}`);
+  }
+}
+
 /** After the last teardown: the sandbox as it was (lo, plus what the test added), no table, no lease. */
 async function assertClean(t: Test, sb: Sandbox, root: string, links: string[]) {
   const net = await sandboxNetwork(sb);
@@ -51,11 +61,7 @@ async function assertClean(t: Test, sb: Sandbox, root: string, links: string[]) 
 t.test('bridge: TCP and UDP through every host address, 100 parallel, hairpin; teardown leaves nothing', { skip }, async (t) => {
   const sb = await sandbox(t);
   const root = storeRoot(t);
-  // another address of the "host", as a LAN interface would give it (a veth
-  // pair: this kernel has no dummy links)
-  for (const args of [['link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan1'], ['addr', 'add', '10.123.0.1/24', 'dev', 'lan0'], ['link', 'set', 'lan0', 'up']]) {
-    t.equal((await sb.run('ip', args)).code, 0, `ip ${args.join(' ')}`);
-  }
+  await addLan(t, sb, '10.123.0.1/24');
   const c = await webContainer(t, 'hello from the container\n');
   const files = await sb.driver<NetworkFiles>(['files', root, c.id, 'web', 'bridge']);
   const rec = await setup(sb, {
@@ -106,8 +112,11 @@ t.test('bridge: TCP and UDP through every host address, 100 parallel, hairpin; t
     t.equal(r.reply, `echo:ping-${addr}`, `UDP echo through ${addr}:${udpPort}`);
   }
   killEcho();
+  const flows = () => sb.run('conntrack', ['-L', '-p', 'udp', '--reply-src', '172.31.0.2']);
+  t.match((await flows()).stdout, /src=172\.31\.0\.2 .*sport=9999/, 'the UDP flows are in conntrack');
 
   await sb.driver(['teardown', root, c.id]);
+  t.notMatch((await flows()).stdout, /src=172\.31\.0\.2 .*sport=9999/, 'teardown dropped them (a client kept sending would stay NATed to a gone address)');
   await assertClean(t, sb, root, ['lo', 'lan0', 'lan1']);
   const refused = await sb.driver<HttpResult>(['http', '127.0.0.1', '8080', '1']);
   t.equal(refused.ok, 0, 'the port is no longer forwarded');
@@ -162,9 +171,7 @@ t.test('two containers set up at once: an address each, a taken port refused wit
 t.test('the bridge subnet: the default when free, the next one when it is routed here, a configured one refused when it overlaps', { skip }, async (t) => {
   const sb = await sandbox(t);
   const root = storeRoot(t);
-  for (const args of [['link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan1'], ['addr', 'add', '172.31.7.1/24', 'dev', 'lan0'], ['link', 'set', 'lan0', 'up']]) {
-    t.equal((await sb.run('ip', args)).code, 0, `ip ${args.join(' ')}`);
-  }
+  await addLan(t, sb, '172.31.7.1/24'); // 172.31/16 now overlaps a route here
   const c = await webContainer(t, 's\n');
   await t.rejects(setup(sb, { root, cid: c.id, mode: 'bridge', hostname: 's', netnsPath: c.netnsPath, ports: [], subnet: '172.31.0.0/16' }), {
     message: 'network: subnet 172.31.0.0/16 overlaps 172.31.7.0/24, which is already routed on this host',

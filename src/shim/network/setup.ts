@@ -36,6 +36,7 @@ import {
 import { withLock } from './lock.js';
 import * as nft from './nft.js';
 import type { PortSpec } from './publish.js';
+import { firstLine, run } from './run.js';
 
 export const DEFAULT_BRIDGE = 'tsctl0';
 export const DEFAULT_SUBNET = '172.31.0.0/16';
@@ -265,6 +266,21 @@ export async function teardownNetwork(root: string, cid: string): Promise<void> 
   await withLock(netDir(root), () => teardownLocked(root, cid));
 }
 
+/**
+ * Drops the conntrack entries of UDP flows to the container's address. A UDP
+ * "connection" lives on in conntrack (30-120 s) after its rule is gone, so a
+ * client that keeps sending from the same port would stay NATed to the old
+ * address — to the next container given it, or to nothing (Docker does the
+ * same clean-up). Best effort: without conntrack(8) the entries just expire.
+ */
+async function forgetUdpFlows(address: string): Promise<void> {
+  const r = await run('conntrack', ['-D', '-p', 'udp', '--reply-src', address]);
+  // exit 1 with "0 flow entries have been deleted" is the normal nothing-to-do
+  if (r.code !== 0 && r.code !== 127 && !/0 flow entries/.test(r.stderr)) {
+    throw new UserError(`network: conntrack -D for ${address}: ${firstLine(r.stderr)}`);
+  }
+}
+
 async function teardownLocked(root: string, cid: string): Promise<void> {
   const rec = readNetworkRecord(root, cid);
   // Every step is tried even when one fails (a missing tool, a link busy),
@@ -280,6 +296,7 @@ async function teardownLocked(root: string, cid: string): Promise<void> {
   // Without a record (torn write, crash before it), everything is found by the id anyway.
   await step(() => deleteLink(rec?.hostVeth ?? hostVethName(cid)));
   await step(() => nft.removeContainer(cid));
+  if (rec?.address && rec.ports.some((p) => p.proto === 'udp')) await step(() => forgetUdpFlows(rec.address!));
   await step(() => {
     for (const [ip, owner] of leases(leaseDir(root))) if (owner === cid) release(leaseDir(root), ip, cid);
   });
