@@ -77,7 +77,9 @@ export class Progress {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     if (this.tty) this.redraw();
+    // the block stays as last drawn; what follows prints below it
     this.drawn = 0;
+    this.rows = [];
   }
 
   private row(id: string): Row | undefined {

@@ -7,6 +7,8 @@
  * Failure at any step leaves the store as it was: the pull's lease is
  * dropped and gc removes whatever blobs and snapshots it had added.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { UserError } from '../../errors.js';
 import { Progress } from './progress.js';
 import { familiarName, familiarString, formatReference, parseReference, repository } from './reference.js';
@@ -83,14 +85,42 @@ export async function pullImage(root: string, refText: string, opts: PullOptions
       const seen = new Set<string>();
       const unique: Descriptor[] = manifest.layers.filter((l) => !seen.has(l.digest) && seen.add(l.digest));
       for (const l of unique) progress.add(l.digest.slice(7), l.size, store.hasBlob(l.digest, l.size) ? 'Already exists' : 'Waiting');
-      await pool(unique, opts.concurrency ?? 4, async (l) => {
-        if (store.hasBlob(l.digest, l.size)) return;
-        downloaded = true;
-        const id = l.digest.slice(7);
-        progress.set(id, 'Downloading');
-        await client.blob(l, () => store.writer(l), (n) => progress.bytes(id, n));
-        progress.set(id, 'Download complete');
+      // Layers unpack bottom first as soon as each has arrived (Docker's
+      // order), overlapping the downloads still running above them.
+      const arrived = new Map(unique.map((l) => [l.digest, deferred()]));
+      let cancelled = false;
+      const downloads = pool(unique, opts.concurrency ?? 4, async (l) => {
+        const ready = arrived.get(l.digest)!;
+        try {
+          if (cancelled) throw new Cancelled();
+          if (!store.hasBlob(l.digest, l.size)) {
+            downloaded = true;
+            const id = l.digest.slice(7);
+            progress.set(id, 'Downloading');
+            await client.blob(l, () => store.writer(l), (n) => progress.bytes(id, n));
+            progress.set(id, 'Download complete');
+          }
+          ready.resolve();
+        } catch (e) {
+          ready.reject(e);
+          throw e;
+        }
       });
+      const unpacks = (async () => {
+        for (let i = 0; i < layers.length; i++) {
+          const l = layers[i]!;
+          await arrived.get(l.digest)!.promise;
+          const id = l.digest.slice(7);
+          const fresh = !fs.existsSync(path.join(store.root, 'snapshots', l.chainId.slice(7)));
+          if (fresh) progress.set(id, 'Extracting');
+          await ensureSnapshots(store.root, (d) => store.blobPath(d), layers.slice(0, i + 1));
+          if (fresh) progress.set(id, 'Pull complete');
+        }
+      })();
+      const [d, u] = await Promise.allSettled([downloads, unpacks.finally(() => (cancelled = true))]);
+      // the first failure, once nothing is writing any more (gc runs next)
+      if (d.status === 'rejected' && !(d.reason instanceof Cancelled)) throw d.reason;
+      if (u.status === 'rejected') throw u.reason;
       store.putBlob(fetched.body, { digest: fetched.digest, size: fetched.body.length });
       const image = await finishImport(store, {
         id: manifest.config.digest,
@@ -101,7 +131,7 @@ export async function pullImage(root: string, refText: string, opts: PullOptions
         layers,
         size: manifest.layers.reduce((n, l) => n + l.size, 0),
         added: new Date().toISOString(),
-      }, progress, unique.filter((l) => downloaded || !existing).map((l) => l.digest.slice(7)));
+      }, progress);
       progress.finish();
       downloaded ||= !existing;
       progress.line(`Digest: ${top.digest}`);
@@ -131,6 +161,22 @@ export async function finishImport(store: ImageStore, record: ImageRecord, progr
   await ensureSnapshots(store.root, (d) => store.blobPath(d), record.layers);
   for (const id of shown) progress?.set(id, 'Pull complete');
   return store.addImage(record);
+}
+
+/** A layer not fetched because unpacking already failed. */
+class Cancelled extends Error {}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+function deferred(): Deferred {
+  const d = {} as Deferred;
+  d.promise = new Promise<void>((resolve, reject) => Object.assign(d, { resolve, reject }));
+  d.promise.catch(() => undefined); // awaited by the unpacker, or not at all when it failed first
+  return d;
 }
 
 export function parseJson<T>(body: Buffer, what: string): T {
