@@ -282,6 +282,7 @@ export function flatten(dest: string, layersBottomFirst: string[]): void {
   for (const layer of layersBottomFirst) {
     const links = new Map<number, string>(); // inode → first copy, for the layer's hardlinks
     const dirTimes: [string, fs.Stats][] = [];
+    if (isOpaque(layer)) for (const c of fs.readdirSync(dest)) fs.rmSync(path.join(dest, c), { recursive: true, force: true });
     const walk = (rel: string): void => {
       for (const name of fs.readdirSync(path.join(layer, rel))) {
         const r = rel ? `${rel}/${name}` : name;

@@ -368,8 +368,7 @@ class LayerWriter {
     if (base === OPAQUE_MARKER) {
       const dirParts = parts.slice(0, -1);
       if (dirParts.length === 0) {
-        native().lsetxattr(this.root, OPAQUE_XATTR, Buffer.from('y'));
-        this.lowerDirs.set('', []);
+        this.opaqueRoot();
         return;
       }
       const abs = path.join(this.parent(name, dirParts), dirParts[dirParts.length - 1]);
@@ -403,6 +402,31 @@ class LayerWriter {
     }
     if (st !== null) return;
     native().mknod(abs, S_IFCHR | 0o600, 0);
+  }
+
+  /**
+   * `.wh..wh..opq` at the top of the layer. overlayfs ignores the opaque
+   * attribute on a layer's root, so every name the lowers show there gets a
+   * whiteout instead (this layer's own directories become opaque); the
+   * attribute is still set, for the copy fallback.
+   */
+  private opaqueRoot(): void {
+    const seen = new Set<string>();
+    for (const lower of this.lowersOf('')) {
+      for (const n of fs.readdirSync(lower)) {
+        if (seen.has(n)) continue;
+        seen.add(n);
+        const abs = path.join(this.root, n);
+        const st = lstatOrNull(abs);
+        if (st === null) native().mknod(abs, S_IFCHR | 0o600, 0);
+        else if (st.isDirectory()) {
+          native().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
+          this.lowerDirs.set(n, []);
+        }
+      }
+    }
+    native().lsetxattr(this.root, OPAQUE_XATTR, Buffer.from('y'));
+    this.lowerDirs.set('', []);
   }
 
   /** Resolves a hardlink target inside this layer: no `..`, no symlink on the way, not a directory. */

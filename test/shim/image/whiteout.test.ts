@@ -189,3 +189,11 @@ t.test('a hardlink to a file of a lower layer: the file is copied up and linked'
   await unpackTar(chunks(tar([{ path: '.wh.gone', data: '' }])), mid, { lowers });
   await t.rejects(unpackTar(chunks(tar([{ path: 'l', type: '1', linkpath: 'gone' }])), upper, { lowers: [mid, ...lowers] }), /hardlink target "gone" is in neither this layer nor the ones below/);
 });
+
+t.test('an opaque marker at the top of a layer hides everything below', { skip }, async (t) => {
+  const { root, lowers } = await snapshots(t, [
+    [{ path: 'a', data: 'a' }, { path: 'd/x', data: 'x' }, { path: 'keep/y', data: 'y' }],
+    [{ path: 'keep/z', data: 'z' }, { path: '.wh..wh..opq', data: '' }, { path: 'new', data: 'n' }, { path: 'd/w', data: 'w' }],
+  ]);
+  t.same(await merged(t, root, lowers), ['d/', 'd/w=w', 'keep/', 'keep/z=z', 'new=n']);
+});
