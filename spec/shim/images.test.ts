@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { startContainerd, startDockerd } from '../engines/lib.js';
 import { exec } from '../lib/harness.js';
 import {
   buildImage,
@@ -355,4 +356,31 @@ t.test('a pull killed mid-blob leaves no half-written blob visible', { skip }, a
   t.same(blobsIntact(s), [], 'every blob intact');
   await s.tsctl(['rmi', `${good.host}/x/app:latest`]);
   t.same(storeState(s).tmp, [], 'gc removed the killed pull\'s temp file');
+});
+
+t.test('docker 20.10 loads what tsctl saves, tsctl loads what docker saves', { skip: skip || skipUnless(['containerd', 'dockerd', '/usr/bin/docker']) }, async (t) => {
+  const img = await buildImage(t, APP);
+  const want = layoutImage(img.layout, img.tag);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsctl-docker-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const s = makeStore(t);
+  t.equal((await s.tsctl(['load', '-i', img.layout])).code, 0);
+  t.equal((await s.tsctl(['tag', want.config, 'test/app:saved'])).code, 0);
+  const saved = path.join(dir, 'tsctl.tar');
+  t.equal((await s.tsctl(['save', '-o', saved, 'test/app:saved'])).code, 0);
+
+  const dockerd = await startDockerd(t, await startContainerd(t));
+  const load = await dockerd.docker(['load', '-i', saved], { timeoutMs: 120_000 });
+  t.equal(load.code, 0, `docker load: ${load.stderr}`);
+  t.match(load.stdout, /Loaded image: test\/app:saved/, 'docker names it');
+  const id = await dockerd.docker(['image', 'inspect', '-f', '{{.Id}}', 'test/app:saved']);
+  t.equal(id.stdout.trim(), want.config, 'docker sees the same image id');
+
+  const back = path.join(dir, 'docker.tar');
+  t.equal((await dockerd.docker(['save', '-o', back, 'test/app:saved'], { timeoutMs: 120_000 })).code, 0, 'docker save');
+  const s2 = makeStore(t);
+  const r = await s2.tsctl(['load', '-i', back]);
+  t.equal(r.code, 0, `tsctl load of docker save's archive: ${r.stderr}`);
+  t.equal(r.stdout, 'Loaded image: test/app:saved\n');
+  t.equal(records(s2)[0]?.id, want.config, 'the same image id');
 });
