@@ -156,17 +156,20 @@ async function pickSubnet(bridge: string, configured: string | undefined): Promi
 }
 
 /** The bridge, the NAT table and ip_forward, created when missing. Called with the lock held. */
-async function ensureBase(root: string, bridge: string, configured: string | undefined): Promise<BridgeState> {
+async function ensureBase(root: string, bridge: string, configured: string | undefined, alone: boolean): Promise<BridgeState> {
   const stored = readJson<BridgeState>(bridgeFile(root));
-  const addrs = await bridgeAddresses(bridge);
+  let addrs = await bridgeAddresses(bridge);
+  if (addrs?.length && configured && formatSubnet(parseSubnet(configured)) !== formatSubnet(subnetOfAddress(addrs[0]!))) {
+    const have = formatSubnet(subnetOfAddress(addrs[0]!));
+    if (!alone) throw new UserError(`network: bridge ${bridge} is in use with subnet ${have}, not ${configured}`);
+    await deleteLink(bridge); // nobody on it: remade with the configured subnet
+    addrs = undefined;
+  }
   let state: BridgeState;
   if (addrs && addrs.length > 0) {
     // It is there (ours from an earlier container, or left by a crash): adopt its subnet.
     const sub = subnetOfAddress(addrs[0]!);
     const gateway = addrs[0]!.split('/')[0]!;
-    if (configured && formatSubnet(parseSubnet(configured)) !== formatSubnet(sub)) {
-      throw new UserError(`network: bridge ${bridge} exists with subnet ${formatSubnet(sub)}, not ${configured}`);
-    }
     state = { bridge, subnet: formatSubnet(sub), gateway, ipForwardWas: stored?.ipForwardWas };
     writeSysctl(`net.ipv4.conf.${bridge}.route_localnet`, '1');
   } else {
@@ -180,7 +183,10 @@ async function ensureBase(root: string, bridge: string, configured: string | und
   const was = writeSysctl('net.ipv4.ip_forward', '1');
   if (was !== '1' && state.ipForwardWas === undefined) state.ipForwardWas = was;
   writeJson(bridgeFile(root), state);
-  if ((await nft.listTable()) === undefined) {
+  // The first container makes the table afresh (one left by a crash may name
+  // another subnet); later ones only if it is missing: recreating it would
+  // drop the other containers' rules.
+  if (alone || (await nft.listTable()) === undefined) {
     await nft.createTable({ bridge, subnet: state.subnet, gateway: state.gateway });
   }
   return state;
@@ -212,16 +218,14 @@ export async function setupNetwork(opts: SetupOptions): Promise<NetworkRecord> {
   return withLock(netDir(root), async () => {
     if (readNetworkRecord(root, cid)) await teardownLocked(root, cid); // a start after a crash
     const others = listNetworkRecords(root).filter((r) => r.cid !== cid);
-    const ports = await choosePorts(
-      opts.ports,
-      others.flatMap((r) => r.ports),
-    );
+    const ports = await choosePorts(opts.ports, others.flatMap((r) => r.ports));
     const record: NetworkRecord = { ...base, ports, bridge, hostVeth: hostVethName(cid) };
     // The record is written before anything is made, so a failure (or a
     // crash) at any step below can be undone from it.
     writeJson(recordFile(root, cid), record);
     try {
-      const state = await ensureBase(root, bridge, opts.subnet ?? (process.env.TSCTL_BRIDGE_SUBNET || undefined));
+      const alone = !others.some((r) => r.mode === 'bridge');
+      const state = await ensureBase(root, bridge, opts.subnet ?? (process.env.TSCTL_BRIDGE_SUBNET || undefined), alone);
       const subnet = parseSubnet(state.subnet);
       const address = allocate(leaseDir(root), subnet, cid);
       Object.assign(record, {
