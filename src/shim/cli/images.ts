@@ -227,6 +227,15 @@ function registerImages(program: Command, ctx: ShimContext): void {
   save(program.command('save'));
   tag(program.command('tag'));
   const image = program.command('image').description('manage images');
+  image
+    .command('prune')
+    .description('remove images without a name that no container uses, and what only they used')
+    .option('-f, --force', 'do not ask (tsctl never asks)')
+    .action(async () => {
+      const { deleted, bytes } = await store().prune();
+      if (deleted.length) process.stdout.write(`Deleted Images:\n${deleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
+      process.stdout.write(`Total reclaimed space: ${humanSize(bytes)}\n`);
+    });
   inspect(image.command('inspect'));
   list(image.command('ls').alias('list'));
   rmi(image.command('rm').alias('remove'));

@@ -15,6 +15,14 @@ export { pullImage, type PullOptions } from './pull.js';
 export { Progress, humanSize } from './progress.js';
 export type { Descriptor, ImageConfig, ImageRecord, ImageRunConfig, LayerRecord, Manifest } from './types.js';
 
+/**
+ * Collects what nothing needs any more: call it after removing a container
+ * (an image force-removed while that container used it goes now).
+ */
+export function collectGarbage(root: string): Promise<{ blobs: number; snapshots: number }> {
+  return new ImageStore(root).gc();
+}
+
 export interface ResolvedImage {
   record: StoredImage;
   config: ImageConfig;

@@ -445,6 +445,29 @@ export class ImageStore {
     return lines;
   }
 
+  /**
+   * `tsctl image prune`: removes dangling images (no name) no container
+   * uses, then collects garbage. Returns the ids deleted and the bytes freed.
+   */
+  async prune(): Promise<{ deleted: string[]; bytes: number }> {
+    const before = this.diskUsage();
+    const deleted = await this.update((records) => {
+      const used = new Set(this.containers().map((c) => c.imageId));
+      const gone = records.filter((r) => r.names.length === 0 && !used.has(r.id));
+      for (const r of gone) records.splice(records.indexOf(r), 1);
+      return gone.filter((r) => !r.removed).map((r) => r.id);
+    });
+    await this.gc();
+    return { deleted, bytes: Math.max(0, before - this.diskUsage()) };
+  }
+
+  /** Bytes in blobs/ (what prune reports as reclaimed). */
+  private diskUsage(): number {
+    let n = 0;
+    for (const hex of safeReaddir(this.blobDir)) n += fs.statSync(path.join(this.blobDir, hex), { throwIfNoEntry: false })?.size ?? 0;
+    return n;
+  }
+
   // ---- leases and garbage
 
   /** Announces the blobs and chain ids an in-flight pull or load uses (see the file comment). */

@@ -133,3 +133,34 @@ t.test('a corrupt index is a clear error', async (t) => {
   fs.writeFileSync(s.indexFile, '{"oops"');
   t.throws(() => s.list(), { name: 'UserError', message: /corrupt image index/ });
 });
+
+t.test('rmi -f of an image a container uses keeps its record (hidden) until the container goes', async (t) => {
+  const s = freshStore();
+  const cfg = s.putBlob(Buffer.from('{"cfg":1}'));
+  await s.addImage({ ...record(7, ['docker.io/library/used:latest']), id: cfg, manifestDigest: cfg });
+  const cdir = path.join(s.root, 'containers', 'abc123');
+  fs.mkdirSync(cdir, { recursive: true });
+  fs.writeFileSync(path.join(cdir, 'container.json'), JSON.stringify({ imageId: cfg }));
+  await t.rejects(s.remove('used', false), { message: /container abc123 is using its referenced image/ });
+  t.same(await s.remove('used', true), ['Untagged: used:latest'], 'untagged, not deleted');
+  t.equal(s.list().length, 0, 'hidden from the list');
+  t.ok(s.get(cfg)?.removed, 'kept for the container');
+  t.ok(s.hasBlob(cfg), 'with its blobs');
+  t.same((await s.prune()).deleted, [], 'prune leaves it while the container exists');
+  fs.rmSync(cdir, { recursive: true });
+  await s.gc();
+  t.equal(s.get(cfg), undefined, 'collected once no container uses it');
+  t.notOk(s.hasBlob(cfg));
+});
+
+t.test('prune removes dangling images only', async (t) => {
+  const s = freshStore();
+  const a = s.putBlob(Buffer.from('a'));
+  const b = s.putBlob(Buffer.from('b'));
+  await s.addImage({ ...record(8, ['docker.io/library/a:latest']), id: a, manifestDigest: a });
+  await s.addImage({ ...record(9, ['docker.io/library/a:latest']), id: b, manifestDigest: b }); // takes a's name
+  const r = await s.prune();
+  t.same(r.deleted, [a], 'the image that lost its name');
+  t.equal(r.bytes, 1);
+  t.same(s.list().map((x) => x.id), [b]);
+});
