@@ -16,6 +16,20 @@
       "sources": ["native/launcher.cc", "native/engine_wire.cc", "native/executor.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "ldflags": ["-static-libstdc++", "-static-libgcc", "-s"]
+    },
+    {
+      "target_name": "tsrun-init",
+      "type": "executable",
+      "sources": ["native/init-main.cc", "native/executor.cc"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "ldflags": ["-static"]
+    },
+    {
+      "target_name": "tsrun-monitor",
+      "type": "executable",
+      "sources": ["native/monitor.cc"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Os"],
+      "ldflags": ["-s"]
     }
   ]
 }

@@ -2,11 +2,14 @@
 // asynchronous waitpid. All policy is in TypeScript (src/native.ts types it).
 #include <napi.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <linux/bpf.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,6 +24,8 @@
 Napi::Object NsBenchExports(Napi::Env env);
 // native/engine.cc: the resident engine's socket (src/engine/).
 Napi::Object EngineExports(Napi::Env env);
+// The image unpacker's file primitives: the block at the end of this file.
+void ImageFsRegister(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -39,6 +44,64 @@ Napi::Object MsgToObject(Napi::Env env, const ChildMsg& m) {
   return o;
 }
 
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+// The init binary every spawned child execs first (native/init-main.cc),
+// as a sealed memfd: nothing can write it, and it is no file on the host
+// (CVE-2019-5736; runc runs its init from a sealed copy of itself too).
+// Made once per runtime process from tsrun-init next to this addon.
+int InitExeFd(std::string* why) {
+  static int fd = -1;
+  if (fd >= 0) return fd;
+  Dl_info info;
+  if (!dladdr((void*)&InitExeFd, &info) || !info.dli_fname) {
+    *why = "cannot locate the addon";
+    return -1;
+  }
+  std::string path(info.dli_fname);
+  path = path.substr(0, path.rfind('/') + 1) + "tsrun-init";
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (src < 0 || fstat(src, &st) < 0) {
+    *why = path + ": " + strerror(errno) + " (rebuild: npm run build:native)";
+    if (src >= 0) close(src);
+    return -1;
+  }
+  int m = (int)syscall(SYS_memfd_create, "tsrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (m < 0 && errno == EINVAL) m = (int)syscall(SYS_memfd_create, "tsrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  off_t off = 0;
+  bool ok = m >= 0;
+  while (ok && off < st.st_size) {
+    ssize_t n = sendfile(m, src, &off, (size_t)(st.st_size - off));
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+  }
+  int e = errno;
+  close(src);
+  if (ok && fcntl(m, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+    ok = false;
+    e = errno;
+  }
+  if (!ok) {
+    if (m >= 0) close(m);
+    *why = std::string("sealed copy of ") + path + ": " + strerror(e);
+    return -1;
+  }
+  fd = m;
+  return fd;
+}
+
+// initExeFd() -> fd: the sealed tsrun-init, for a warm engine to hand to
+// the launcher that spawns (src/engine/host.ts) instead of copying it there.
+Napi::Value InitExe(const Napi::CallbackInfo& info) {
+  std::string why;
+  int fd = InitExeFd(&why);
+  if (fd < 0) Napi::Error::New(info.Env(), "container init binary: " + why).ThrowAsJavaScriptException();
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // spawn(plan: Buffer, consoleSocket: number) -> { pid, sync }
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -49,6 +112,13 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   char err[256];
   if (plan_prepare(buf.Data(), buf.Length(), &plan, err, sizeof(err)) < 0) {
     Napi::Error::New(env, std::string("invalid plan: ") + err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string why;
+  plan.init_exe_fd = InitExeFd(&why);
+  if (plan.init_exe_fd < 0) {
+    plan_free(&plan);
+    Napi::Error::New(env, "container init binary: " + why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   int sync = -1;
@@ -200,27 +270,27 @@ Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sock = info[0].As<Napi::Number>().Int32Value();
   char data[256];
-  struct iovec iov = {data, sizeof(data)};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof(u.buf);
-  ssize_t n;
-  do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-  struct cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (!c || c->cmsg_type != SCM_RIGHTS) {
+  int fd;
+  ssize_t n = fd_recv(sock, data, sizeof(data), &fd);
+  if (n <= 0 || fd < 0) {
+    if (fd >= 0) close(fd);
     ErrnoError(env, n < 0 ? errno : EBADMSG, "receive pty").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof(int));
   return Napi::Number::New(env, fd);
+}
+
+// sendFd(sock, data: Buffer, fd): one message with one descriptor
+// (SCM_RIGHTS), as the seccomp listener protocol of the runtime spec wants.
+Napi::Value SendFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sock = info[0].As<Napi::Number>().Int32Value();
+  auto data = info[1].As<Napi::Buffer<uint8_t>>();
+  int fd = info[2].As<Napi::Number>().Int32Value();
+  ssize_t n = fd_send(sock, data.Data(), data.Length(), fd);
+  if (n < 0) ErrnoError(env, errno, "sendmsg").ThrowAsJavaScriptException();
+  else if ((size_t)n != data.Length()) ErrnoError(env, EMSGSIZE, "sendmsg").ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 // setWinsize(fd, rows, cols): propagate the caller's terminal size.
@@ -302,15 +372,114 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
   exports.Set("seccomp", SeccompExports(env));  // native/seccomp.h
   exports.Set("bench", NsBenchExports(env));  // native/nsbench.cc (tsrun bench)
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));  // src/cgroups/devices.ts
   exports.Set("planVersion", Napi::Number::New(env, TSRUN_PLAN_VERSION));
   exports.Set("engine", EngineExports(env));  // native/engine.cc (src/engine/)
+  exports.Set("initExeFd", Napi::Function::New(env, InitExe));  // src/engine/host.ts
+  ImageFsRegister(env, exports);  // mknod, xattrs: end of this file
   return exports;
 }
 
 }  // namespace
 
 NODE_API_MODULE(tsrun, Init)
+
+// ===== image unpacking: mknod and xattrs (src/shim/image/unpack.ts) =====
+// Node has neither mknod nor the xattr calls. All synchronous, all the l*
+// variants: the unpacker never follows a symlink it did not create itself.
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <vector>
+
+namespace {
+
+Napi::Error ImageFsError(Napi::Env env, int err, const std::string& what) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+// mknod(path, mode, dev): mode carries the type (S_IFCHR, S_IFBLK, S_IFIFO).
+Napi::Value ImageMknod(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  mode_t mode = (mode_t)info[1].As<Napi::Number>().Uint32Value();
+  dev_t dev = (dev_t)info[2].As<Napi::Number>().Int64Value();
+  if (mknod(path.c_str(), mode, dev) < 0) ImageFsError(env, errno, "mknod " + path).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// lsetxattr(path, name, value: Buffer)
+Napi::Value ImageLsetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  Napi::Buffer<char> value = info[2].As<Napi::Buffer<char>>();
+  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), 0) < 0)
+    ImageFsError(env, errno, "lsetxattr " + name + " " + path).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// llistxattr(path) -> string[]
+Napi::Value ImageLlistxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::vector<char> buf;
+  ssize_t n;
+  for (;;) {  // the list can grow between the size query and the read
+    n = llistxattr(path.c_str(), nullptr, 0);
+    if (n >= 0) {
+      buf.resize(n + 1);
+      n = llistxattr(path.c_str(), buf.data(), buf.size());
+    }
+    if (n >= 0 || errno != ERANGE) break;
+  }
+  if (n < 0) {
+    ImageFsError(env, errno, "llistxattr " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (ssize_t i = 0; i < n;) {
+    size_t len = strnlen(buf.data() + i, n - i);
+    if (len) out.Set(k++, Napi::String::New(env, buf.data() + i, len));
+    i += len + 1;
+  }
+  return out;
+}
+
+// lgetxattr(path, name) -> Buffer
+Napi::Value ImageLgetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::vector<char> buf;
+  ssize_t n;
+  for (;;) {
+    n = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (n >= 0) {
+      buf.resize(n + 1);
+      n = lgetxattr(path.c_str(), name.c_str(), buf.data(), buf.size());
+    }
+    if (n >= 0 || errno != ERANGE) break;
+  }
+  if (n < 0) {
+    ImageFsError(env, errno, "lgetxattr " + name + " " + path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Buffer<char>::Copy(env, buf.data(), n);
+}
+
+}  // namespace
+
+void ImageFsRegister(Napi::Env env, Napi::Object exports) {
+  exports.Set("mknod", Napi::Function::New(env, ImageMknod));
+  exports.Set("lsetxattr", Napi::Function::New(env, ImageLsetxattr));
+  exports.Set("llistxattr", Napi::Function::New(env, ImageLlistxattr));
+  exports.Set("lgetxattr", Napi::Function::New(env, ImageLgetxattr));
+}
+// ===== end of image unpacking =====

@@ -12,7 +12,7 @@
 #pragma once
 #include <stdint.h>
 
-#define ENGINE_PROTO_VERSION 2
+#define ENGINE_PROTO_VERSION 3
 // Where engines listen: <dir>/<fnv1a64(absolute --root) as 16 hex>.sock
 #define ENGINE_SOCKET_DIR "/run/tsrun-engine"
 // Upper bound of one datagram (a plan is a few KB; env and argv less).
@@ -29,7 +29,7 @@ enum EngineMsgType : uint32_t {
   EM_HELLO = 1,       // payload: build id
   EM_EXIT = 2,        // a = exit status; the command is over
   EM_FALLBACK = 3,    // run the command cold (nothing of it has happened)
-  EM_SPAWN = 4,       // payload: plan; fds: [console if a] [cgroup dir if b];
+  EM_SPAWN = 4,       // payload: plan; fds: sealed tsrun-init, [console if a] [cgroup dir if b];
                       // c = foreground; d > 0: after EM_SPAWNED, also send the
                       // init's first message (plan_next without ack, d ms) unasked,
                       // saving the engine a round trip
@@ -48,7 +48,8 @@ enum EngineMsgType : uint32_t {
                       // fds: stdin, stdout, stderr
   EM_SPAWNED = 102,   // a = pid
   EM_SPAWN_FAILED = 103, // a = -errno of clone, or 0 with a ChildMsg payload (intermediate op failed)
-  EM_CHILD_MSG = 104, // a = 1 with ChildMsg payload, 0 on EOF, -errno on error
+  EM_CHILD_MSG = 104, // a = 1 with ChildMsg payload, 0 on EOF, -errno on error;
+                      // MSG_SECCOMP_FD's listener fd rides along (SCM_RIGHTS)
   EM_DONE = 105,      // reply to REAP (a = 1 when reaped)
   EM_CONTROL = 106,   // payload: build id, then "status" or "stop"
 };

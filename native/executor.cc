@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -45,6 +46,7 @@ static bool in_range(size_t off, size_t len, size_t total) { return off <= total
 int plan_prepare(const uint8_t* data, size_t len, PreparedPlan* out, char* err, size_t errlen) {
   memset(out, 0, sizeof(*out));
   for (int i = 0; i < (int)SLOT_COUNT; i++) out->slots[i] = -1;
+  out->init_exe_fd = -1;
   auto fail = [&](const char* m) {
     strncpy(err, m, errlen - 1);
     err[errlen - 1] = 0;
@@ -56,6 +58,7 @@ int plan_prepare(const uint8_t* data, size_t len, PreparedPlan* out, char* err, 
   if (!out->bytes) return fail("out of memory");
   memcpy(out->bytes, data, len);
   out->bytes[len] = 0;
+  out->length = len;
   memcpy(&out->header, out->bytes, sizeof(PlanHeader));
   const PlanHeader& h = out->header;
   if (h.magic != TSRUN_PLAN_MAGIC) return fail("bad plan magic");
@@ -439,10 +442,10 @@ static int do_symlink(PreparedPlan* p, const PreparedOp& o) {
   return r;
 }
 
-static int send_fd(int sock, int fd, const char* name) {
+ssize_t fd_send(int sock, const void* data, size_t len, int fd) {
   struct msghdr msg;
   memset(&msg, 0, sizeof(msg));
-  struct iovec iov = {(void*)name, strlen(name)};
+  struct iovec iov = {(void*)data, len};
   union {
     char buf[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
@@ -457,7 +460,34 @@ static int send_fd(int sock, int fd, const char* name) {
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+  ssize_t n;
+  do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+ssize_t fd_recv(int sock, void* data, size_t len, int* fd) {
+  *fd = -1;
+  struct iovec iov = {data, len};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = u.buf;
+  msg.msg_controllen = sizeof(u.buf);
+  ssize_t n;
+  do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+  struct cmsghdr* c = n >= 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+    memcpy(fd, CMSG_DATA(c), sizeof(int));
+  return n;
+}
+
+static int send_fd(int sock, int fd, const char* name) {
+  return fd_send(sock, name, strlen(name), fd) < 0 ? -1 : 0;
 }
 
 static int do_console(PreparedPlan* p, const PreparedOp& o) {
@@ -620,6 +650,28 @@ static int do_wait_start(PreparedPlan* p, uint32_t step, const PreparedOp&) {
   return w == 1 ? 0 : -1;
 }
 
+// Loads the filter. With SCMP_ACT_NOTIFY rules the kernel returns a listener
+// fd: it goes to the runtime on the sync socket (SCM_RIGHTS; the runtime
+// hands it to process.seccomp.listenerPath), and the init waits for the ack
+// so the listener has it before any notified syscall can block on it.
+static int do_seccomp(PreparedPlan* p, uint32_t step, const PreparedOp& o) {
+  struct sock_fprog_compat {
+    unsigned short len;
+    const void* filter;
+  } prog = {(unsigned short)(o.op.a / 8), o.s[0]};
+  int r = (int)syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, (unsigned)o.op.b, &prog);
+  if (r < 0 || !((unsigned)o.op.b & SECCOMP_FLAG_NEW_LISTENER)) return r < 0 ? -1 : 0;
+  ChildMsg m = {MSG_SECCOMP_FD, step, 0, r};
+  ssize_t n = fd_send(p->slots[SLOT_SYNC], &m, sizeof(m), r);
+  int e = errno;
+  close(r);
+  if (n < 0) { errno = e; return -1; }
+  char ack;
+  do { n = read(p->slots[SLOT_SYNC], &ack, 1); } while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(1);  // the runtime died: nobody holds the listener
+  return 0;
+}
+
 static int run_op(PreparedPlan* p, uint32_t i) {
   const PreparedOp& o = p->ops[i];
   switch (o.op.code) {
@@ -748,13 +800,8 @@ static int run_op(PreparedPlan* p, uint32_t i) {
       p->cwd_done = true;
       return 0;
     }
-    case OP_SECCOMP: {
-      struct sock_fprog_compat {
-        unsigned short len;
-        const void* filter;
-      } prog = {(unsigned short)(o.op.a / 8), o.s[0]};
-      return (int)syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, (unsigned)o.op.b, &prog);
-    }
+    case OP_SECCOMP:
+      return do_seccomp(p, i, o);
     case OP_RESOLVE_EXEC:
       return do_resolve_exec(p, o);
     case OP_WAIT_START:
@@ -827,6 +874,124 @@ static pid_t raw_clone(uint64_t flags) {
   return (pid_t)syscall(SYS_clone, (unsigned long)flags, nullptr, nullptr, nullptr, nullptr);
 }
 
+// The intermediate process: joins the namespaces given by path (ops [0, k)),
+// then clones the init into them.
+[[noreturn]] static void child_intermediate(PreparedPlan* plan, uint32_t k, uint32_t n, int cgroup_fd) {
+  for (uint32_t i = 0; i < k; i++)
+    if (run_op(plan, i) < 0) child_fail(plan, i, errno);
+  // CLONE_PARENT: the init becomes our parent's child, as with runc's
+  // stage-2, so the runtime (and then a subreaper) owns it.
+  // The gate keeps the init quiet until its pid is on the socket, so the
+  // runtime always reads MSG_PID first.
+  int gate[2];
+  if (pipe2(gate, O_CLOEXEC) < 0) child_fail(plan, k, errno);
+  // Born in its cgroup where the kernel can (clone3, 5.7+); otherwise the
+  // runtime moves the init at the CLONED sync, before it runs anything of
+  // the user's (it does so in any case for v1).
+  pid_t init = cgroup_fd >= 0 ? raw_clone_into(plan->header.clone_flags | CLONE_PARENT, cgroup_fd) : -1;
+  if (init < 0) init = raw_clone(plan->header.clone_flags | CLONE_PARENT);
+  if (init == 0) {
+    close(gate[1]);
+    char c;
+    if (read(gate[0], &c, 1) != 1) _exit(1);
+    close(gate[0]);
+    child_run(plan, k, n);
+  }
+  if (init < 0) child_fail(plan, k, errno);
+  child_send(plan, MSG_PID, k, 0, init);
+  (void)!write(gate[1], "1", 1);
+  _exit(0);
+}
+
+void plan_spawner_main(PreparedPlan* plan, int cgroup_fd) {
+  child_intermediate(plan, plan->header.intermediate_ops, plan->header.op_count, cgroup_fd);
+}
+
+// What the child needs to become the init binary: prepared in the parent,
+// because the child may not allocate.
+struct Reexec {
+  int plan_fd;
+  int keep_below;  // stdio and --preserve-fds: [0, keep_below) survive execve
+  int carry[SLOT_COUNT];  // fds OP_DUP2 reads (a hook's stdin and output)
+  int ncarry;
+  char num[5][16];
+  char* argv[7];
+};
+
+static void fmt_int(char* out, long v) {
+  char tmp[16];
+  int n = 0;
+  bool neg = v < 0;
+  unsigned long u = neg ? (unsigned long)-v : (unsigned long)v;
+  do { tmp[n++] = (char)('0' + u % 10); u /= 10; } while (u && n < 15);
+  int j = 0;
+  if (neg) out[j++] = '-';
+  while (n) out[j++] = tmp[--n];
+  out[j] = 0;
+}
+
+static int prepare_reexec(PreparedPlan* plan, int cgroup_fd, Reexec* r) {
+  r->keep_below = 3;
+  r->ncarry = 0;
+  bool closes = false;
+  for (uint32_t i = 0; i < plan->header.op_count; i++) {
+    const PlanOp& op = plan->ops[i].op;
+    if (op.code == OP_CLOSE_FDS && !closes) {
+      r->keep_below = (int)op.a;
+      closes = true;
+    }
+    if (op.code == OP_DUP2 && r->ncarry < (int)SLOT_COUNT) r->carry[r->ncarry++] = (int)op.a;
+  }
+  r->plan_fd = (int)syscall(SYS_memfd_create, "tsrun-plan", MFD_CLOEXEC);
+  if (r->plan_fd < 0) return -errno;
+  size_t off = 0;
+  while (off < plan->length) {
+    ssize_t w = write(r->plan_fd, plan->bytes + off, plan->length - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int e = w < 0 ? errno : EIO;
+      close(r->plan_fd);
+      return -e;
+    }
+    off += (size_t)w;
+  }
+  fmt_int(r->num[0], r->plan_fd);
+  fmt_int(r->num[1], plan->slots[SLOT_SYNC]);
+  fmt_int(r->num[2], plan->slots[SLOT_CONSOLE_SOCKET]);
+  fmt_int(r->num[3], r->keep_below);
+  fmt_int(r->num[4], cgroup_fd);
+  r->argv[0] = (char*)"tsrun-init";
+  r->argv[1] = r->num[0];
+  r->argv[2] = r->num[1];
+  r->argv[3] = r->num[2];
+  r->argv[4] = r->num[3];
+  r->argv[5] = r->num[4];
+  r->argv[6] = nullptr;
+  return 0;
+}
+
+static void keep_across_exec(int fd) {
+  if (fd < 0) return;
+  int fl = fcntl(fd, F_GETFD);
+  if (fl >= 0 && (fl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+}
+
+// The child's first act: become the sealed init binary (native/init-main.cc),
+// so no process of the container ever runs as, or can reach through
+// /proc/<pid>/exe, a host file (CVE-2019-5736), and the init no longer
+// carries a copy of the runtime's memory.
+[[noreturn]] static void child_reexec(PreparedPlan* plan, Reexec* r, int cgroup_fd) {
+  for (int fd = 0; fd < r->keep_below; fd++) keep_across_exec(fd);
+  for (int i = 0; i < r->ncarry; i++) keep_across_exec(r->carry[i]);
+  keep_across_exec(plan->slots[SLOT_SYNC]);
+  keep_across_exec(plan->slots[SLOT_CONSOLE_SOCKET]);
+  keep_across_exec(r->plan_fd);
+  keep_across_exec(cgroup_fd);
+  static char* const envp[] = {nullptr};
+  syscall(SYS_execveat, plan->init_exe_fd, "", r->argv, envp, AT_EMPTY_PATH);
+  child_fail(plan, plan->header.op_count, errno);
+}
+
 pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* sync_fd, ChildMsg* failure) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
@@ -834,11 +999,24 @@ pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* syn
   plan->slots[SLOT_CONSOLE_SOCKET] = console_socket;
   const uint32_t n = plan->header.op_count;
   const uint32_t k = plan->header.intermediate_ops;
+  Reexec rx;
+  rx.plan_fd = -1;
+  if (plan->init_exe_fd >= 0) {
+    int r = prepare_reexec(plan, cgroup_fd, &rx);
+    if (r < 0) {
+      close(sv[0]);
+      close(sv[1]);
+      plan->slots[SLOT_SYNC] = -1;
+      return r;
+    }
+  }
+  // With the init binary, a plain clone (no namespaces) execs it while still
+  // in the runtime's user namespace (an exec in a fresh user namespace,
+  // before its id maps exist, would drop every capability), and it clones
+  // the init as an intermediate does: the spawner path below for every plan.
+  const bool spawner = rx.plan_fd >= 0 || k > 0;
   pid_t pid;
-  if (k == 0) {
-    // Born in its cgroup where the kernel can (clone3, 5.7+); otherwise a
-    // plain clone, and the runtime moves the init at the CLONED sync, before
-    // it runs anything of the user's (it does so in any case for v1).
+  if (!spawner) {
     pid = cgroup_fd >= 0 ? raw_clone_into(plan->header.clone_flags | SIGCHLD, cgroup_fd) : -1;
     if (pid < 0) pid = raw_clone(plan->header.clone_flags | SIGCHLD);
     if (pid == 0) {
@@ -849,37 +1027,20 @@ pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* syn
     pid_t mid = raw_clone(SIGCHLD);
     if (mid == 0) {
       close(sv[0]);
-      for (uint32_t i = 0; i < k; i++)
-        if (run_op(plan, i) < 0) child_fail(plan, i, errno);
-      // CLONE_PARENT: the init becomes our parent's child, as with runc's
-      // stage-2, so the runtime (and then a subreaper) owns it.
-      // The gate keeps the init quiet until its pid is on the socket, so the
-      // runtime always reads MSG_PID first.
-      int gate[2];
-      if (pipe2(gate, O_CLOEXEC) < 0) child_fail(plan, k, errno);
-      pid_t init = raw_clone(plan->header.clone_flags | CLONE_PARENT);
-      if (init == 0) {
-        close(gate[1]);
-        char c;
-        if (read(gate[0], &c, 1) != 1) _exit(1);
-        close(gate[0]);
-        child_run(plan, k, n);
-      }
-      if (init < 0) child_fail(plan, k, errno);
-      child_send(plan, MSG_PID, k, 0, init);
-      (void)!write(gate[1], "1", 1);
-      _exit(0);
+      if (rx.plan_fd >= 0) child_reexec(plan, &rx, cgroup_fd);
+      child_intermediate(plan, k, n, cgroup_fd);
     }
     pid = mid;
   }
   int err = errno;
+  if (rx.plan_fd >= 0) close(rx.plan_fd);
   close(sv[1]);
   plan->slots[SLOT_SYNC] = -1;
   if (pid < 0) {
     close(sv[0]);
     return -err;
   }
-  if (k > 0) {
+  if (spawner) {
     // Collect the intermediate, then learn the init's pid from it.
     int status;
     while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {}
@@ -906,10 +1067,18 @@ int plan_next(int sync_fd, bool ack, int timeout_ms, ChildMsg* msg) {
   do { r = poll(&pfd, 1, timeout_ms); } while (r < 0 && errno == EINTR);
   if (r < 0) return -errno;
   if (r == 0) return -ETIMEDOUT;
-  ssize_t n;
-  do { n = recv(sync_fd, msg, sizeof(*msg), 0); } while (n < 0 && errno == EINTR);
+  // MSG_SECCOMP_FD carries a descriptor (it lands in msg->arg).
+  int passed;
+  ssize_t n = fd_recv(sync_fd, msg, sizeof(*msg), &passed);
   if (n < 0) return errno == ECONNRESET ? 0 : -errno;
-  if (n == 0) return 0;
-  if ((size_t)n != sizeof(*msg)) return -EPROTO;
+  if (n == 0) {
+    if (passed >= 0) close(passed);
+    return 0;
+  }
+  if ((size_t)n != sizeof(*msg) || (msg->kind == MSG_SECCOMP_FD) != (passed >= 0)) {
+    if (passed >= 0) close(passed);
+    return -EPROTO;
+  }
+  if (passed >= 0) msg->arg = passed;
   return 1;
 }

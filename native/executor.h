@@ -22,6 +22,8 @@ struct PreparedOp {
 struct PreparedPlan {
   PlanHeader header;
   uint8_t* bytes;       // owned copy of the serialized plan
+  size_t length;        // of bytes
+  int init_exe_fd;      // a sealed copy of tsrun-init the child execs first; -1: run the plan in place
   PreparedOp* ops;
   char** list_storage;  // owned pointer arrays for lists
   int slots[SLOT_COUNT];
@@ -34,12 +36,24 @@ int plan_prepare(const uint8_t* data, size_t len, PreparedPlan* out, char* err, 
 void plan_free(PreparedPlan* plan);
 
 // Clones the init (through an intermediate process when the plan asks for
-// one). The child runs the ops; the parent gets the init's pid and its end of
+// one). With plan->init_exe_fd the child first execs that binary, which
+// re-reads the plan from a memfd; either way the child runs the ops; the parent gets the init's pid and its end of
 // the sync socket. With cgroup_fd (a cgroup v2 directory, or -1) a direct
 // clone uses clone3(CLONE_INTO_CGROUP) where the kernel has it. On failure
 // returns -errno (or -EPROTO when an intermediate op failed, with *failure
 // describing it).
 pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* sync_fd, ChildMsg* failure);
+
+// In the init binary (native/init-main.cc), after the re-exec: the
+// intermediate's part of the plan (joins by path), then the clone of the
+// init (into cgroup_fd where possible), which runs the rest. Never returns.
+[[noreturn]] void plan_spawner_main(PreparedPlan* plan, int cgroup_fd);
+
+// One message with one descriptor (SCM_RIGHTS), and its receiving side
+// (*fd = -1 when none came; received fds are close-on-exec). No allocation:
+// safe in the child. Return what sendmsg/recvmsg return.
+ssize_t fd_send(int sock, const void* data, size_t len, int fd);
+ssize_t fd_recv(int sock, void* data, size_t len, int* fd);
 
 // Parent side of the sync protocol: optionally acknowledge a MSG_SYNC, then
 // wait up to timeout_ms for the next message. Returns 1 with *msg filled,

@@ -22,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,12 +46,7 @@ namespace {
 // for the command that is waiting for it.
 const int HELLO_TIMEOUT_MS = 200;
 
-// The directory of the real bin/tsrun: /proc/self/exe, or, in the sealed
-// copy (reexec_sealed), what the first stage passed on.
-std::string g_dir;
-
 std::string self_dir() {
-  if (!g_dir.empty()) return g_dir;
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n <= 0) return ".";
@@ -297,6 +290,22 @@ int run_cold_child(const std::vector<std::string>& args, bool quiet) {
   return wait_status(pid);
 }
 
+// plan_next on our sync socket, its answer to the engine; a seccomp
+// listener fd the child passed goes along and is closed here.
+bool relay_next(Session& s, bool ack, int timeout_ms) {
+  ChildMsg cm;
+  int res = s.sync < 0 ? -EBADF : plan_next(s.sync, ack, timeout_ms, &cm);
+  std::string body;
+  int passed = -1;
+  if (res == 1) {
+    if (cm.kind == MSG_SECCOMP_FD) passed = cm.arg;
+    body.assign((const char*)&cm, sizeof(cm));
+  }
+  bool ok = send_msg(s.sock, header(EM_CHILD_MSG, res), body, passed >= 0 ? &passed : nullptr, passed >= 0 ? 1 : 0);
+  if (passed >= 0) close(passed);
+  return ok;
+}
+
 // Hands argv to the engine and serves its requests until the command is over.
 Outcome serve(Session& s, const std::string& build, const std::vector<std::string>& args) {
   char cwd[PATH_MAX];
@@ -329,6 +338,9 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
         return COLD;
       case EM_SPAWN: {
         size_t i = 0;
+        // The sealed tsrun-init every child execs first (native/init-main.cc):
+        // the engine's copy, so containers never run a file on the host.
+        int init_exe = i < m.fds.size() ? m.fds[i++] : -1;
         int console = m.h.a ? (i < m.fds.size() ? m.fds[i++] : -1) : -1;
         int cgroup = m.h.b ? (i < m.fds.size() ? m.fds[i++] : -1) : -1;
         if (m.h.c) forward_signals(true);  // a foreground process: signals queue from now on
@@ -336,9 +348,10 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
         char err[256];
         EngineMsg reply;
         std::string body;
-        if (plan_prepare((const uint8_t*)m.payload.data(), m.payload.size(), &plan, err, sizeof(err)) < 0) {
+        if (init_exe < 0 || plan_prepare((const uint8_t*)m.payload.data(), m.payload.size(), &plan, err, sizeof(err)) < 0) {
           reply = header(EM_SPAWN_FAILED, -EINVAL);
         } else {
+          plan.init_exe_fd = init_exe;
           ChildMsg failure = {};
           int sync = -1;
           pid_t pid = plan_spawn(&plan, console, cgroup, &sync, &failure);
@@ -356,23 +369,12 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
         }
         for (int fd : m.fds) close(fd);
         if (!send_msg(s.sock, reply, body)) return LOST;
-        if (reply.type == EM_SPAWNED && m.h.d > 0) {
-          ChildMsg cm;
-          int res = plan_next(s.sync, false, m.h.d, &cm);
-          std::string first;
-          if (res == 1) first.assign((const char*)&cm, sizeof(cm));
-          if (!send_msg(s.sock, header(EM_CHILD_MSG, res), first)) return LOST;
-        }
+        if (reply.type == EM_SPAWNED && m.h.d > 0 && !relay_next(s, false, m.h.d)) return LOST;
         break;
       }
-      case EM_NEXT: {
-        ChildMsg cm;
-        int res = s.sync < 0 ? -EBADF : plan_next(s.sync, m.h.a != 0, m.h.b, &cm);
-        std::string body;
-        if (res == 1) body.assign((const char*)&cm, sizeof(cm));
-        if (!send_msg(s.sock, header(EM_CHILD_MSG, res), body)) return LOST;
+      case EM_NEXT:
+        if (!relay_next(s, m.h.a != 0, m.h.b)) return LOST;
         break;
-      }
       case EM_CLOSE_SYNC:
         if (s.sync >= 0) close(s.sync);
         s.sync = -1;
@@ -405,11 +407,10 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
   }
 }
 
-// Runs args through an engine (on `sock`, already greeted, or a new
-// connection); false when it must run cold instead.
-bool try_engine(const Parsed& p, const std::string& build, const std::vector<std::string>& args, int* code, int sock = -1) {
+// Runs args through an engine; false when it must run cold instead.
+bool try_engine(const Parsed& p, const std::string& build, const std::vector<std::string>& args, int* code) {
   Session s;
-  s.sock = sock >= 0 ? sock : connect_engine(p.root, build);
+  s.sock = connect_engine(p.root, build);
   if (s.sock < 0) return false;
   Outcome o = serve(s, build, args);
   close(s.sock);
@@ -457,47 +458,9 @@ bool try_engine(const Parsed& p, const std::string& build, const std::vector<std
   return true;
 }
 
-// The container's init is cloned from this process, so its /proc/<pid>/exe
-// is whatever binary we run. Were that bin/tsrun itself, a container with
-// CAP_SYS_PTRACE could hold it open and rewrite the host's binary once we
-// exit (CVE-2019-5736). As runc did, run from a sealed in-memory copy
-// instead: the engine's connection and the real directory ride along.
-// Returns only on failure.
-void reexec_sealed(int sock, char** argv) {
-  int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-  int mfd = memfd_create("tsrun", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  struct stat st;
-  bool ok = src >= 0 && mfd >= 0 && fstat(src, &st) == 0;
-  for (off_t done = 0; ok && done < st.st_size;) {
-    ssize_t n = sendfile(mfd, src, nullptr, st.st_size - done);
-    if (n <= 0) ok = false;
-    else done += n;
-  }
-  if (src >= 0) close(src);
-  ok = ok && fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == 0;
-  if (ok && fcntl(sock, F_SETFD, 0) == 0) {
-    setenv("TSRUN_LAUNCHER_SOCK", std::to_string(sock).c_str(), 1);
-    setenv("TSRUN_LAUNCHER_DIR", self_dir().c_str(), 1);
-    fexecve(mfd, argv, environ);
-    unsetenv("TSRUN_LAUNCHER_SOCK");
-    unsetenv("TSRUN_LAUNCHER_DIR");
-  }
-  if (mfd >= 0) close(mfd);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  // The sealed copy (reexec_sealed): an engine connection is already open.
-  int greeted = -1;
-  if (const char* s = getenv("TSRUN_LAUNCHER_SOCK")) {
-    greeted = atoi(s);
-    if (const char* d = getenv("TSRUN_LAUNCHER_DIR")) g_dir = d;
-    unsetenv("TSRUN_LAUNCHER_SOCK");
-    unsetenv("TSRUN_LAUNCHER_DIR");
-    if (greeted < 3 || fcntl(greeted, F_SETFD, FD_CLOEXEC) < 0) greeted = -1;
-    if (greeted < 0 || g_dir.empty()) exec_cold(argv + 1);
-  }
   const char* mode = getenv("TSRUN_ENGINE");
   bool off = mode && (strcmp(mode, "0") == 0 || strcmp(mode, "off") == 0);
   Parsed p = parse(argc, argv);
@@ -509,14 +472,7 @@ int main(int argc, char** argv) {
     std::string build = own_build_id();
     std::vector<std::string> args(argv + 1, argv + argc);
     int code = 0;
-    if (greeted < 0 && (p.command == "create" || p.command == "run" || p.command == "exec")) {
-      greeted = connect_engine(p.root, build);
-      if (greeted < 0) exec_cold(argv + 1);
-      reexec_sealed(greeted, argv);
-      close(greeted);  // no sealed copy: no container may be cloned from bin/tsrun
-      exec_cold(argv + 1);
-    }
-    if (try_engine(p, build, args, &code, greeted)) return code;
+    if (try_engine(p, build, args, &code)) return code;
   }
   exec_cold(argv + 1);
 }

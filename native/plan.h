@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 #define TSRUN_PLAN_MAGIC 0x4c505354u  // "TSPL"
-#define TSRUN_PLAN_VERSION 1u
+#define TSRUN_PLAN_VERSION 2u
 #define TSRUN_NONE 0xffffffffu
 
 struct PlanHeader {
@@ -87,7 +87,8 @@ enum PlanOpCode : uint32_t {
   OP_CAP_AMBIENT = 25,    // raise each ambient capability in mask a
   OP_UMASK = 26,          // umask(a)
   OP_CHDIR = 27,          // chdir(s0); refuse a cwd outside the root
-  OP_SECCOMP = 28,        // load BPF blob s0 (a bytes), flags b
+  OP_SECCOMP = 28,        // load BPF blob s0 (a bytes), flags b; with SECCOMP_FLAG_NEW_LISTENER
+                          // the listener fd goes to the runtime (MSG_SECCOMP_FD) and waits for an ack
   OP_RESOLVE_EXEC = 29,   // find s0 in PATH s1 (inside the container) now, so
                           // a missing binary fails create, not start
   OP_WAIT_START = 30,     // report ready, then block reopening SLOT_EXEC_FIFO for writing
@@ -106,6 +107,9 @@ enum MountFlags : uint32_t {
   MNT_IGNORE_ENOENT = 1u << 4,
 };
 
+// SECCOMP_FILTER_FLAG_NEW_LISTENER, in OP_SECCOMP's b.
+#define SECCOMP_FLAG_NEW_LISTENER (1u << 3)
+
 // Op flag for OP_PIVOT_ROOT.
 #define PIVOT_NO_PIVOT 1u
 // Op flag for OP_CHDIR: a first try while still root; EACCES leaves the cwd
@@ -121,6 +125,7 @@ enum ChildMsgKind : uint32_t {
   MSG_READY = 2,  // setup done; waiting for start (or about to exec)
   MSG_ERROR = 3,  // op `step` failed with `err`
   MSG_PID = 4,    // intermediate: the init's pid is `arg`
+  MSG_SECCOMP_FD = 5, // carries the seccomp notify fd (SCM_RIGHTS); waits for an ack byte
 };
 
 struct ChildMsg {

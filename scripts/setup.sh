@@ -32,9 +32,14 @@ done
 #   jq                        scripts/make-bundle.sh
 #   containerd docker.io      the engines spec/engines/ drives tsrun with
 #   podman                    (containerd 1.6, dockerd 20.10, podman 4.3 + conmon)
-#   umoci skopeo              build the engine specs' busybox image
+#   umoci skopeo              build the engine specs' busybox image (and the shim specs' test images)
+#   nftables                  nft: tsctl's port forwarding (DNAT rules in its own `table ip tsctl`)
+#   socat                     bench/portfwd.sh: the userspace proxy kernel NAT is compared with
+#   conntrack                 tsctl's teardown drops a container's UDP flows from conntrack
+#   docker-registry           the local registry the shim specs pull from (bound to 127.0.0.1)
+#   apache2-utils             htpasswd -B: bcrypt users for that registry's basic auth
 PACKAGES=(libseccomp-dev busybox-static build-essential python3 runc crun hyperfine iproute2 tmux jq util-linux
-  containerd docker.io podman umoci skopeo strace
+  containerd docker.io podman umoci skopeo strace docker-registry apache2-utils nftables socat conntrack
   qemu-system-x86 cpio xz-utils)  # the last three: the pure cgroup v2 VM of ../shared/tools
 
 start=$SECONDS
@@ -73,6 +78,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   run "apt-get update" "${as_root[@]}" apt-get update -q
   run "apt-get install" "${as_root[@]}" apt-get install -y -q --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+fi
+
+# docker-registry's package enables a system-wide registry on :5000 (every
+# interface) where systemd runs; the specs start their own on 127.0.0.1 only.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  "${as_root[@]}" systemctl disable --now docker-registry >>"$LOG" 2>&1 || true
 fi
 
 # 2. Node and the npm dependencies.

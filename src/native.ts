@@ -20,6 +20,8 @@ export const enum MsgKind {
   Ready = 2,
   Error = 3,
   Pid = 4,
+  /** `arg` is the seccomp notify listener fd, now the runtime's to pass on (and close) */
+  SeccompFd = 5,
 }
 
 export interface ExitStatus {
@@ -97,6 +99,8 @@ export interface Addon {
   strerror(errno: number): string;
   socketPair(): [number, number];
   recvFd(sock: number): number;
+  /** one message of `data` carrying `fd` (SCM_RIGHTS) */
+  sendFd(sock: number, data: Buffer, fd: number): void;
   setWinsize(fd: number, rows: number, cols: number): void;
   seccomp: SeccompAddon;
   /** `tsrun bench`'s timing loops (native/nsbench.cc); absent from an addon built before them. */
@@ -104,6 +108,29 @@ export interface Addon {
   /** Loads a BPF_CGROUP_DEVICE program (struct bpf_insn[]) and attaches it to a cgroup v2 directory. */
   attachDeviceFilter(cgroupDir: string, insns: Buffer, license: string): void;
   planVersion: number;
+  /** mknod(2): `mode` carries the file type (S_IFCHR, S_IFBLK, S_IFIFO); `dev` from makedev() (image unpacking). */
+  mknod(path: string, mode: number, dev: number): void;
+  /** lsetxattr(2): never follows a symlink (image unpacking). */
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  /** llistxattr(2): the names of a file's extended attributes. */
+  llistxattr(path: string): string[];
+  /** lgetxattr(2): one extended attribute's value. */
+  lgetxattr(path: string, name: string): Buffer;
+}
+
+/** glibc's makedev() in float arithmetic (JS bit operators are 32-bit); exact for every dev_t below 2^53. */
+export function makedev(major: number, minor: number): number {
+  // dev_t: minor bits 0-7, major bits 8-19, minor bits 20-43, major bits 44-63.
+  const lo = (minor & 0xff) | ((major & 0xfff) << 8);
+  return (lo >>> 0) + Math.floor(minor / 0x100) * 0x100000 + Math.floor(major / 0x1000) * 0x100000000000;
+}
+
+/** glibc's major() / minor() of a dev_t (an fs.Stats rdev). */
+export function devMajor(dev: number): number {
+  return (Math.floor(dev / 0x100) & 0xfff) + Math.floor(dev / 0x100000000000) * 0x1000;
+}
+export function devMinor(dev: number): number {
+  return (dev & 0xff) + (Math.floor(dev / 0x100000) % 0x1000000) * 0x100;
 }
 
 let addon: Addon | undefined;

@@ -159,7 +159,7 @@ t.test('SIGKILL of the engine during a create: the command fails cleanly and a r
   await assertNothingLeaked(t, id);
 });
 
-t.test('CVE-2019-5736 through the engine: the init is a clone of a sealed copy, bin/tsrun cannot be rewritten', { skip }, async (t) => {
+t.test('CVE-2019-5736 through the engine: the init runs the sealed tsrun-init, the launcher cannot be rewritten', { skip }, async (t) => {
   // Attack a copy of the launcher (with dist/ beside it), never the repository's own.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-warm-cve-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -182,7 +182,8 @@ t.test('CVE-2019-5736 through the engine: the init is a clone of a sealed copy, 
   cleanupContainer(t, id);
   t.equal((await tsrun(['create', '--bundle', b.dir, id])).code, 0, 'create through the engine');
   const st = JSON.parse((await tsrun(['state', id])).stdout) as { pid: number };
-  t.match(fs.readlinkSync(`/proc/${st.pid}/exe`), /^\/memfd:tsrun/, "the created init runs from the launcher's sealed copy, not from bin/tsrun");
+  // The launcher clones the child, which execs the sealed tsrun-init the engine passed along.
+  t.match(fs.readlinkSync(`/proc/${st.pid}/exe`), /^\/memfd:tsrun-init/, 'the created init runs a sealed in-memory tsrun-init, not bin/tsrun');
   // Hold /proc/1/exe, then try to write through it once nothing runs it any more (after start).
   const attack = `exec 3< /proc/1/exe || { echo noopen > /tmp/attack.result; exit 0; }
 echo holding > /tmp/attack.holding

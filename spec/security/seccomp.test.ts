@@ -6,7 +6,9 @@
  * Every container has a unique id force-deleted at teardown, every bundle is
  * removed at teardown, and every command is bounded by RUN_TIMEOUT_MS.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Seccomp } from '../../src/oci/seccomp-validate.js';
@@ -269,7 +271,8 @@ t.test('seccomp in real containers', { skip }, async (t) => {
       ['true'],
     );
     t.equal(notify.code, 1);
-    t.match(notify.stderr, 'linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY is not supported yet');
+    t.match(notify.stderr, `tsrun: run ${notify.id}: seccomp listener /run/x.sock: No such file or directory\n`, 'no agent at listenerPath: one line naming it');
+    t.equal(notify.stderr.split('\n').filter(Boolean).filter((l) => !l.includes('warning')).length, 1, 'and nothing else');
     const list = await tsrun(['list', '-q']);
     t.notMatch(list.stdout, bad.id);
     t.notMatch(list.stdout, notify.id);
@@ -323,4 +326,108 @@ t.test('same behaviour as runc on the same profiles', { skip: skip || (!hasRunc 
     t.equal(ours.stdout, theirs.stdout, `${name}: output`);
     t.equal(containerErr(ours.stderr), containerErr(theirs.stderr), `${name}: the container's errors`);
   }
+});
+
+// ---------------------------------------------------------------------------
+// SCMP_ACT_NOTIFY: the listener fd reaches the agent at listenerPath
+
+interface Agent {
+  sock: string;
+  out: string;
+  exited: Promise<number | null>;
+}
+
+/** Builds and starts spec/security/fixtures/seccomp-agent.c, expecting `connections` processes. */
+async function startAgent(t: Test, connections: number): Promise<Agent | undefined> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-agent-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const bin = path.join(dir, 'agent');
+  const cc = spawnSync('cc', ['-O1', '-o', bin, path.join(__dirname, 'fixtures', 'seccomp-agent.c')], { encoding: 'utf8', timeout: 60_000 });
+  if (cc.status !== 0) {
+    t.fail('the agent compiles', { stderr: cc.stderr });
+    return undefined;
+  }
+  const sock = path.join(dir, 'agent.sock');
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  const child = spawn(bin, [sock, out, String(connections)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(fs.existsSync(sock), 'the agent listens', { stderr: err });
+  return { sock, out, exited };
+}
+
+const within = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> =>
+  Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);
+
+const readJson = (file: string): Record<string, unknown> | undefined => {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+};
+
+/** mkdir under the filter: the agent answers "0" without making the directory. */
+const MKDIR_PROBE = (dir: string, tag: string) => `mkdir ${dir} && echo ${tag}=ok; [ -d ${dir} ] && echo ${tag}=exists || echo ${tag}=absent`;
+const notifyProfile = (sock: string): Seccomp => ({
+  defaultAction: 'SCMP_ACT_ALLOW',
+  listenerPath: sock,
+  listenerMetadata: 'tsrun-spec',
+  syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_NOTIFY' }],
+});
+
+t.test('SCMP_ACT_NOTIFY: the agent at listenerPath gets the fd and answers the syscalls', { skip }, async (t) => {
+  for (const nnp of [true, false]) {
+    await t.test(`run, noNewPrivileges ${nnp}`, async (t) => {
+      const agent = await startAgent(t, 1);
+      if (!agent) return;
+      const r = await runWith(t, notifyProfile(agent.sock), ['sh', '-c', MKDIR_PROBE('/tmp/n', 'mkdir')], { nnp });
+      t.equal(r.code, 0, 'run', { stderr: r.stderr });
+      t.equal(r.stdout, 'mkdir=ok\nmkdir=absent\n', 'mkdir "succeeded" and made nothing: the agent answered it');
+      t.equal(await within(agent.exited, 10_000), 0, 'the agent saw the filter go away and exited 0');
+      const st = readJson(path.join(agent.out, 'state.0.json'));
+      t.match(st, { ociVersion: String, fds: ['seccompFd'], metadata: 'tsrun-spec', state: { id: r.id, status: 'creating' } }, 'the container process state JSON');
+      t.ok(typeof st?.pid === 'number' && (st.pid as number) > 0, 'with the process pid');
+      t.ok(Number(fs.readFileSync(path.join(agent.out, 'handled.0'), 'utf8')) >= 1, 'the agent answered at least one mkdir');
+    });
+  }
+
+  await t.test('create, start and exec: each process sends its own fd', async (t) => {
+    const agent = await startAgent(t, 2);
+    if (!agent) return;
+    const bundle = await makeBundle(t, (c) => {
+      c.process.args = ['sh', '-c', `${MKDIR_PROBE('/tmp/a', 'init')}; sleep 30`];
+      c.root.readonly = false;
+      (c.linux as unknown as Record<string, unknown>).seccomp = notifyProfile(agent.sock);
+    });
+    const id = uniqueId('notify');
+    cleanupContainer(t, id);
+    const outFile = path.join(bundle.dir, 'out.txt');
+    const fd = fs.openSync(outFile, 'w');
+    try {
+      const c = await tsrun(['create', '--bundle', bundle.dir, id], { stdout: fd, stderr: 'pipe', timeoutMs: RUN_TIMEOUT_MS });
+      t.equal(c.code, 0, 'create', { stderr: c.stderr });
+    } finally {
+      fs.closeSync(fd);
+    }
+    const st0 = readJson(path.join(agent.out, 'state.0.json'));
+    const initPid = (JSON.parse((await tsrun(['state', id])).stdout) as { pid: number }).pid;
+    t.match(st0, { fds: ['seccompFd'], pid: initPid, state: { id, status: 'creating', pid: initPid } }, 'create: the init sent its fd with the creating state');
+    t.equal((await tsrun(['start', id])).code, 0, 'start');
+    const e = await tsrun(['exec', id, 'sh', '-c', MKDIR_PROBE('/tmp/b', 'exec')], { timeoutMs: RUN_TIMEOUT_MS });
+    t.equal(e.code, 0, 'exec', { stderr: e.stderr });
+    t.equal(e.stdout, 'exec=ok\nexec=absent\n', 'the exec\'d process is under the filter, answered by the agent');
+    const st1 = readJson(path.join(agent.out, 'state.1.json'));
+    t.match(st1, { fds: ['seccompFd'], state: { id, status: 'running' } }, 'exec: its own fd with the running state');
+    t.not(st1?.pid, initPid, 'and its own pid');
+    t.equal((await tsrun(['delete', '--force', id])).code, 0, 'delete --force');
+    t.equal(await within(agent.exited, 10_000), 0, 'the agent saw both filters go away');
+    t.match(fs.readFileSync(outFile, 'utf8'), 'init=ok\ninit=absent\n', 'the init\'s mkdir was answered by the agent');
+  });
 });

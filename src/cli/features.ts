@@ -22,7 +22,7 @@ export function features(): object {
       capabilities: Object.keys(CAPABILITIES),
       // linux.resources are applied on v1, hybrid and v2 (src/cgroups/apply.ts), rdma.max included.
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
-      // libseccomp's archs and this kernel's actions and flags (SCMP_ACT_NOTIFY is not supported yet)
+      // libseccomp's archs and this kernel's actions and flags
       seccomp: seccompFeatures(),
       // Applied when the kernel has the LSM, refused with an error when not.
       apparmor: { enabled: apparmorEnabled() },

@@ -6,9 +6,9 @@
  * it is runc's) while every step that needs the parent's side (cgroups, id
  * maps, hooks, state) stays here, in the same code.
  */
-import { native, type ChildMsg, type SpawnResult } from '../native.js';
+import { MsgKind, native, type ChildMsg, type SpawnResult } from '../native.js';
 import { sleepMs } from '../lifecycle/proc.js';
-import type { EngineAddon } from './wire.js';
+import { initExeFd, type EngineAddon, type WireMsg } from './wire.js';
 import { Em, joinNul } from './protocol.js';
 
 export interface ProcessHost {
@@ -76,6 +76,21 @@ function childMsg(b: Buffer): ChildMsg {
   return { kind: b.readUInt32LE(0), step: b.readUInt32LE(4), errno: b.readInt32LE(8), arg: b.readInt32LE(12) } as ChildMsg;
 }
 
+/** An EM_CHILD_MSG; a seccomp listener fd arrives beside it and is ours now, as the addon's next() makes it. */
+function relayed(r: WireMsg): ChildMsg | null {
+  if (r.type !== Em.ChildMsg) throw new Error(`launcher: unexpected reply ${r.type} to next`);
+  if (r.a < 0) throw errnoError(-r.a, 'waiting for container init');
+  if (r.a === 0) return null;
+  const m = childMsg(r.payload);
+  if (m.kind === MsgKind.SeccompFd) {
+    if (r.fds.length !== 1) throw new Error('launcher: a seccomp listener message without its descriptor');
+    m.arg = r.fds[0]!;
+  } else {
+    for (const fd of r.fds) native().close(fd);
+  }
+  return m;
+}
+
 function errnoError(errno: number, what: string): Error {
   return Object.assign(new Error(`${what}: ${native().strerror(errno)}`), { errno });
 }
@@ -105,7 +120,7 @@ export class RemoteHost implements ProcessHost {
   }
 
   spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult {
-    const fds = [consoleFd, cgroupFd].filter((f) => f >= 0);
+    const fds = [initExeFd(), ...[consoleFd, cgroupFd].filter((f) => f >= 0)];
     const r = this.ask(Em.Spawn, [consoleFd >= 0 ? 1 : 0, cgroupFd >= 0 ? 1 : 0, foreground ? 1 : 0, FIRST_MSG_TIMEOUT_MS], 60_000, plan, fds);
     if (r.type === Em.Spawned) {
       this.prefetched = true;
@@ -127,9 +142,7 @@ export class RemoteHost implements ProcessHost {
     } else {
       r = this.ask(Em.Next, [ack ? 1 : 0, timeoutMs], timeoutMs + SLACK_MS);
     }
-    if (r.type !== Em.ChildMsg) throw new Error(`launcher: unexpected reply ${r.type} to next`);
-    if (r.a < 0) throw errnoError(-r.a, 'waiting for container init');
-    return r.a === 0 ? null : childMsg(r.payload);
+    return relayed(r);
   }
 
   /** Failed between spawn and its first message: take that message off the wire first. */

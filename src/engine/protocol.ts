@@ -8,7 +8,7 @@ import path from 'node:path';
 import { native } from '../native.js';
 
 /** native/engine_proto.h ENGINE_PROTO_VERSION */
-export const ENGINE_PROTO_VERSION = 2;
+export const ENGINE_PROTO_VERSION = 3;
 export const ENGINE_SOCKET_DIR = '/run/tsrun-engine';
 
 export const enum Em {

@@ -25,6 +25,11 @@ export interface EngineAddon {
   protoVersion: number;
 }
 
+/** The addon's sealed copy of tsrun-init (made once per process), which every spawned child execs first. */
+export function initExeFd(): number {
+  return (native() as unknown as { initExeFd(): number }).initExeFd();
+}
+
 export function engineAddon(): EngineAddon {
   const eng = (native() as unknown as { engine?: EngineAddon }).engine;
   if (!eng) throw new Error('the addon has no engine support: rebuild (npm run build)');

@@ -12,6 +12,7 @@ import { openCgroups, type Cgroups } from '../cgroups/manager.js';
 import { ConfigError, UserError } from '../errors.js';
 import { log } from '../log.js';
 import { MsgKind, native, type ChildMsg } from '../native.js';
+import { sendToSeccompAgent } from './seccomp-listener.js';
 import { compile, EXEC_FIFO } from '../plan/compile.js';
 import type { CgroupMountSource } from '../plan/mounts.js';
 import { encodePlan, SyncTag, type Plan } from '../plan/plan.js';
@@ -150,7 +151,8 @@ export function capLastCap(): number {
 export function stepError(plan: Plan, msg: ChildMsg): UserError {
   const op = plan.ops[msg.step];
   if (op?.enoent && msg.errno === 2) return new UserError(op.enoent);
-  const what = op ? op.what : `step ${msg.step}`;
+  // Past the last op: the exec of the init binary itself (native/init-main.cc).
+  const what = op ? op.what : 'start the container init (tsrun-init)';
   return new UserError(`${what}: ${native().strerror(msg.errno)}`);
 }
 
@@ -254,6 +256,9 @@ export function create(store: Store, opts: CreateOptions): Created {
         runHooks('createRuntime', hookCtx);
         runHooks('createContainer', hookCtx);
         trace('create: prestart, createRuntime and createContainer hooks done');
+        ack = true;
+      } else if (msg.kind === MsgKind.SeccompFd) {
+        sendToSeccompAgent(plan.seccompListener, msg.arg, rec.pid, hookState(store, rec, 'creating'));
         ack = true;
       } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.START) {
         break; // 'run': the caller starts it

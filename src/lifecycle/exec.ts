@@ -13,7 +13,8 @@ import { UserError } from '../errors.js';
 import { MsgKind, native } from '../native.js';
 import { compileExec } from '../plan/exec.js';
 import { encodePlan, SyncTag } from '../plan/plan.js';
-import { statusOf } from './container.js';
+import { hookState, statusOf } from './container.js';
+import { sendToSeccompAgent } from './seccomp-listener.js';
 import { capLastCap, stepError } from './create.js';
 import { connectConsole } from './terminal.js';
 import { Store, writePidFile } from './store.js';
@@ -156,6 +157,9 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
       if (msg.kind === MsgKind.Error) throw stepError(plan, msg);
       if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.CLONED) {
         if (rec.cgroups) cgroupsFromPaths(execCgroupPaths(rec.cgroups.paths, opts.cgroup)).addProcess(pid);
+        ack = true;
+      } else if (msg.kind === MsgKind.SeccompFd) {
+        sendToSeccompAgent(plan.seccompListener, msg.arg, pid, hookState(store, rec, statusOf(store, rec)));
         ack = true;
       } else {
         throw new UserError(`exec process sent an unexpected message (kind ${msg.kind})`);

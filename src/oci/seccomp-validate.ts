@@ -25,9 +25,6 @@ export const SECCOMP_ACTIONS: Readonly<Record<string, number>> = Object.freeze({
   SCMP_ACT_NOTIFY: 0x7fc00000,
 });
 
-/** Actions this runtime cannot apply yet (rejected with a config error, never ignored). */
-export const UNSUPPORTED_ACTIONS: readonly string[] = Object.freeze(['SCMP_ACT_NOTIFY']);
-
 /** OCI operator names → libseccomp's enum scmp_compare. */
 export const SECCOMP_OPERATORS: Readonly<Record<string, number>> = Object.freeze({
   SCMP_CMP_NE: 1,
@@ -162,7 +159,6 @@ export function validateSeccomp(v: unknown, path: string, fail: Fail): void {
     if (!Object.prototype.hasOwnProperty.call(SECCOMP_ACTIONS, name)) fail(p, `unknown action ${quote(name)}`);
     // runc: the notify agent could never get the fd if write(2) itself notified.
     if (isDefault && name === 'SCMP_ACT_NOTIFY') fail(p, 'SCMP_ACT_NOTIFY cannot be used as default action');
-    if (UNSUPPORTED_ACTIONS.includes(name)) fail(p, `${name} is not supported yet`);
   };
 
   const s = obj(v, path);
@@ -186,6 +182,10 @@ export function validateSeccomp(v: unknown, path: string, fail: Fail): void {
   if (has(s, 'listenerPath')) str(s.listenerPath, at('listenerPath'));
   if (has(s, 'listenerMetadata')) str(s.listenerMetadata, at('listenerMetadata'));
   const syscalls = has(s, 'syscalls') ? arr(s.syscalls, at('syscalls')) : [];
+  // The notify fd has nowhere to go without a listener (runc: "seccomp listenerPath is not set").
+  const notifies = syscalls.some((c) => isObj(c) && c.action === 'SCMP_ACT_NOTIFY');
+  if (notifies && !has(s, 'listenerPath')) fail(at('listenerPath'), 'is required when a syscall uses SCMP_ACT_NOTIFY');
+  if (has(s, 'listenerPath') && !s.listenerPath) fail(at('listenerPath'), 'must not be empty');
   syscalls.forEach((c, i) => {
     const p = `${at('syscalls')}[${i}]`;
     const call = obj(c, p);

@@ -171,6 +171,11 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   if (seccomp && !proc.noNewPrivileges) add(seccompOp(seccomp));
   add(...identityOps(proc, { capLastCap: opts.capLastCap }));
   add(resolveExecOp(proc));
+  // A notify listener fd must reach the runtime while it still waits (create
+  // has exited by `start`), so such a filter loads here, where runc loads
+  // every filter: after the executable lookup, before the start wait.
+  const notifyEarly = !!seccomp?.listener && proc.noNewPrivileges;
+  if (seccomp && notifyEarly) add(seccompOp(seccomp));
   if (opts.mode === 'create') {
     add({ code: Op.WAIT_START, s: [EXEC_FIFO], what: 'wait for start on the exec fifo (it needs the container /proc and a free descriptor)' });
   } else {
@@ -191,8 +196,8 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   // container's process. The seccomp flags and actions were checked against
   // the kernel when the filter was built, so the load does not fail after
   // `start` for a reason `create` could have reported.
-  if (seccomp && proc.noNewPrivileges) add(seccompOp(seccomp));
+  if (seccomp && proc.noNewPrivileges && !notifyEarly) add(seccompOp(seccomp));
   add(execOp(proc, rootfs));
 
-  return { plan: { cloneFlags: ns.cloneFlags, intermediateOps, ops }, warnings };
+  return { plan: { cloneFlags: ns.cloneFlags, intermediateOps, ops, seccompListener: seccomp?.listener }, warnings };
 }

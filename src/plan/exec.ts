@@ -59,5 +59,5 @@ export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): P
   add(resolveExecOp(proc));
   if (seccomp && proc.noNewPrivileges) add(seccompOp(seccomp));
   add(execOp(proc, opts.rootfs));
-  return { cloneFlags: 0, intermediateOps, ops };
+  return { cloneFlags: 0, intermediateOps, ops, seccompListener: seccomp?.listener };
 }

@@ -91,13 +91,15 @@ export interface Plan {
   /** ops [0, intermediateOps) run in an intermediate process (setns into existing namespaces) */
   intermediateOps: number;
   ops: PlanOp[];
+  /** where the runtime sends the seccomp notify fd the init reports (not encoded: the runtime's business) */
+  seccompListener?: { path: string; metadata: string };
 }
 
 const HEADER_SIZE = 48;
 const OP_SIZE = 56;
 const NONE = 0xffffffff;
 const MAGIC = 0x4c505354;
-export const PLAN_VERSION = 1;
+export const PLAN_VERSION = 2;
 
 const U64_MAX = (1n << 64n) - 1n;
 

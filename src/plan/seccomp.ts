@@ -30,7 +30,6 @@ import {
   SECCOMP_ARCHS,
   SECCOMP_FLAGS,
   SECCOMP_OPERATORS,
-  UNSUPPORTED_ACTIONS,
   libseccompArchName,
   seccompEnabled,
   type Seccomp,
@@ -45,7 +44,16 @@ export interface CompiledSeccomp {
   flags: number;
   /** syscall names libseccomp does not know, skipped as runc does */
   ignored: string[];
+  /**
+   * With SCMP_ACT_NOTIFY rules: where the runtime sends the listener fd
+   * (linux.seccomp.listenerPath, with listenerMetadata), as the runtime spec
+   * says. The load then asks the kernel for a listener (NEW_LISTENER).
+   */
+  listener?: { path: string; metadata: string };
 }
+
+/** SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns the notify fd. */
+export const FLAG_NEW_LISTENER = 1 << 3;
 
 const FILE = 'config.json';
 /** BPF_MAXINSNS: the kernel refuses longer filters. */
@@ -87,8 +95,6 @@ export function compileSeccomp(
   lib ??= native().seccomp;
   const available = new Map<number, boolean>();
   const checkAction = (name: string, at: string) => {
-    // Validation rejects these first; kept here so a caller that skipped it cannot load a half filter.
-    if (UNSUPPORTED_ACTIONS.includes(name)) throw new ConfigError(FILE, at, `${name} is not supported yet`);
     const base = SECCOMP_ACTIONS[name]!;
     let ok = available.get(base);
     if (ok === undefined) available.set(base, (ok = lib.actionAvailable(base)));
@@ -107,13 +113,14 @@ export function compileSeccomp(
     if (!archs.includes(token)) archs.push(token);
   });
 
+  const notify = (profile.syscalls ?? []).some((c) => c.action === 'SCMP_ACT_NOTIFY');
   let flags = 0;
   (profile.flags ?? []).forEach((name, i) => {
     const flag = SECCOMP_FLAGS[name]!;
-    if (name === 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV') {
-      // It changes how a notifying task waits for the agent; with no
-      // SCMP_ACT_NOTIFY (unsupported yet) there is no listener, and the
-      // kernel refuses the flag without one (EINVAL), so it is not passed.
+    if (name === 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV' && !notify) {
+      // It changes how a notifying task waits for the agent; without an
+      // SCMP_ACT_NOTIFY rule there is no listener, and the kernel refuses the
+      // flag without one (EINVAL), so it is not passed.
       log.debug(`seccomp flag ${name} has no effect without a notify listener: not passed to the kernel`);
       return;
     }
@@ -176,7 +183,9 @@ export function compileSeccomp(
   if (insns > BPF_MAX_INSNS) {
     throw new ConfigError(FILE, path, `the seccomp filter has ${insns} instructions, more than the kernel's limit of ${BPF_MAX_INSNS}`);
   }
-  return { bpf, flags, ignored };
+  if (!notify) return { bpf, flags, ignored };
+  if (!lib.flagSupported(FLAG_NEW_LISTENER)) throw new ConfigError(FILE, path, 'seccomp notify listeners are not supported by this kernel');
+  return { bpf, flags: flags | FLAG_NEW_LISTENER, ignored, listener: { path: profile.listenerPath!, metadata: profile.listenerMetadata ?? '' } };
 }
 
 /** The executor op that loads the filter. */
@@ -193,9 +202,7 @@ export function seccompFeatures(lib: SeccompAddon = native().seccomp): {
   knownFlags: string[];
   supportedFlags: string[];
 } {
-  const actions = Object.keys(SECCOMP_ACTIONS).filter(
-    (a) => !UNSUPPORTED_ACTIONS.includes(a) && lib.actionAvailable(SECCOMP_ACTIONS[a]!),
-  );
+  const actions = Object.keys(SECCOMP_ACTIONS).filter((a) => lib.actionAvailable(SECCOMP_ACTIONS[a]!));
   const knownFlags = Object.keys(SECCOMP_FLAGS);
   return {
     enabled: true,

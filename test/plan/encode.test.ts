@@ -131,7 +131,7 @@ t.test('an empty plan is a bare header', async (t) => {
   t.equal(buf.length, HEADER_SIZE);
   t.strictSame(readHeader(buf), {
     magic: MAGIC,
-    version: 1,
+    version: 2,
     opCount: 0,
     opsOffset: 48,
     poolOffset: 48,
@@ -142,7 +142,7 @@ t.test('an empty plan is a bare header', async (t) => {
     intermediateOps: 0,
     reserved: 0,
   });
-  t.equal(PLAN_VERSION, 1, 'PLAN_VERSION matches TSRUN_PLAN_VERSION');
+  t.equal(PLAN_VERSION, 2, 'PLAN_VERSION matches TSRUN_PLAN_VERSION');
   t.equal(buf.subarray(0, 4).toString('latin1'), 'TSPL', 'magic reads "TSPL" in memory order');
 });
 
@@ -160,7 +160,7 @@ t.test('header, op table, pool and lists are laid out back to back', async (t) =
   const buf = encodePlan(plan);
   const h = readHeader(buf);
   t.equal(h.magic, MAGIC, 'magic');
-  t.equal(h.version, 1, 'version');
+  t.equal(h.version, 2, 'version');
   t.equal(h.opCount, 4, 'op_count');
   t.equal(h.opsOffset, 48, 'ops start right after the 48-byte header');
   t.equal(h.poolOffset, 48 + 4 * 56, 'pool starts after 56 bytes per op');

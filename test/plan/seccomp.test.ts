@@ -15,7 +15,7 @@ import type { Spec } from '../../src/oci/types.js';
 import { validateConfig } from '../../src/oci/validate.js';
 import { compile } from '../../src/plan/compile.js';
 import { Op, encodePlan, type PlanOp } from '../../src/plan/plan.js';
-import { BPF_MAX_INSNS, actionValue, compileSeccomp, seccompFeatures } from '../../src/plan/seccomp.js';
+import { BPF_MAX_INSNS, FLAG_NEW_LISTENER, actionValue, compileSeccomp, seccompFeatures } from '../../src/plan/seccomp.js';
 
 // SECCOMP_RET_* (linux/seccomp.h)
 const RET_KILL_PROCESS = 0x80000000;
@@ -75,8 +75,13 @@ t.test('validation: exact messages with JSON paths', async (t) => {
   );
   rejects(
     t,
-    { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/agent.sock', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }] },
-    'config.json: linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY is not supported yet',
+    { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }] },
+    'config.json: linux.seccomp.listenerPath: is required when a syscall uses SCMP_ACT_NOTIFY',
+  );
+  rejects(
+    t,
+    { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }] },
+    'config.json: linux.seccomp.listenerPath: must not be empty',
   );
   rejects(t, { syscalls: [ok] }, 'config.json: linux.seccomp.defaultAction: is required');
   rejects(t, [], 'config.json: linux.seccomp: must be an object, got array');
@@ -251,6 +256,19 @@ t.test('compileSeccomp: libseccomp builds a BPF program', async (t) => {
     0,
     'WAIT_KILLABLE_RECV is not passed without a notify listener (the kernel would refuse it)',
   );
+
+  // SCMP_ACT_NOTIFY: the load asks for a listener, and the runtime learns where to send it.
+  const notify = compileSeccomp({
+    defaultAction: 'SCMP_ACT_ALLOW',
+    listenerPath: '/run/agent.sock',
+    listenerMetadata: 'meta',
+    flags: ['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'],
+    syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_NOTIFY' }],
+  })!;
+  t.equal(notify.flags & FLAG_NEW_LISTENER, FLAG_NEW_LISTENER, 'NOTIFY rules: SECCOMP_FILTER_FLAG_NEW_LISTENER');
+  t.strictSame(notify.listener, { path: '/run/agent.sock', metadata: 'meta' }, 'listenerPath and listenerMetadata are carried');
+  if (native().seccomp.flagSupported(1 << 5)) t.equal(notify.flags & (1 << 5), 1 << 5, 'WAIT_KILLABLE_RECV is passed with a listener');
+  t.equal(compileSeccomp(mkdirErrno())!.listener, undefined, 'no NOTIFY rule: no listener');
 });
 
 t.test('compileSeccomp: what the host lacks is a config error with a path', async (t) => {
@@ -368,7 +386,7 @@ t.test('features: what this build and kernel support', async (t) => {
   const f = seccompFeatures();
   t.equal(f.enabled, true);
   t.ok(f.actions.includes('SCMP_ACT_ERRNO') && f.actions.includes('SCMP_ACT_ALLOW') && f.actions.includes('SCMP_ACT_KILL'));
-  t.notOk(f.actions.includes('SCMP_ACT_NOTIFY'), 'NOTIFY is not claimed: it is rejected');
+  t.equal(f.actions.includes('SCMP_ACT_NOTIFY'), native().seccomp.actionAvailable(0x7fc00000), 'NOTIFY is claimed exactly when the kernel has it');
   t.strictSame(f.operators, ['SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_LE', 'SCMP_CMP_LT', 'SCMP_CMP_MASKED_EQ', 'SCMP_CMP_NE']);
   t.ok(f.archs.includes('SCMP_ARCH_X86_64') && f.archs.includes('SCMP_ARCH_AARCH64'));
   t.strictSame(f.knownFlags, [

@@ -3,6 +3,8 @@
  * registers itself with addRegistrar() when imported here.
  */
 import { main } from './main.js';
+import './images.js';
+import './containers.js';
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
