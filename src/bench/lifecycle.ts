@@ -195,7 +195,7 @@ export function lifecycleSvg(s: LifecycleSummary, subtitle?: string): string {
   ];
   if (floors.length) groups.push({ label: 'floors', bars: floors.map((f) => ({ ...f, note: undefined })) });
   return barChart({
-    title: 'Container lifecycle latency: tsrun (cold and with its engine warm), runc and crun (median, lower is better)',
+    title: 'Lifecycle latency: tsrun cold and warm, runc, crun (median, lower is better)',
     subtitle,
     unit: 'ms',
     groups,
