@@ -153,8 +153,17 @@ t.test('two containers set up at once: an address each, a taken port refused wit
     sb.driver<HttpResult>(['http', '127.0.0.1', '8081', '5']),
   ]);
   t.same([pa.bodies, pb.bodies], [{ 'A\n': 5 }, { 'B\n': 5 }], 'each port reaches its own container');
-  const bToA = await tsrun(['exec', b.id, 'wget', '-qO-', 'http://172.31.0.1:8080/']);
-  t.equal(bToA.stdout, 'A\n', 'one container reaches the other through a published port');
+  // Both ways the bridge can hand packets to netfilter: with br_netfilter
+  // (bridge-nf-call-iptables=1, this sandbox's default when the module is
+  // loaded) and without.
+  const brnf = '/proc/sys/net/bridge/bridge-nf-call-iptables';
+  for (const v of fs.existsSync(brnf) ? ['1', '0'] : ['']) {
+    if (v) t.equal((await sb.run('sysctl', ['-qw', `net.bridge.bridge-nf-call-iptables=${v}`])).code, 0, `bridge-nf-call-iptables=${v}`);
+    const bToA = await tsrun(['exec', b.id, 'wget', '-qO-', 'http://172.31.0.1:8080/']);
+    t.equal(bToA.stdout, 'A\n', `one container reaches the other through a published port (br_netfilter ${v || 'absent'})`);
+    const aToA = await tsrun(['exec', a.id, 'wget', '-qO-', 'http://172.31.0.1:8080/']);
+    t.equal(aToA.stdout, 'A\n', `and its own (hairpin, br_netfilter ${v || 'absent'})`);
+  }
 
   await sb.driver(['teardown', root, a.id]);
   const mid = await sandboxNetwork(sb);
