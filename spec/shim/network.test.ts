@@ -206,6 +206,24 @@ t.test('after a crash: the container and its namespace gone, teardown from the r
   await assertClean(t, sb, root, ['lo']);
 });
 
+t.test('a container that died without a teardown (killed monitor, reboot) does not hold its port or address', { skip }, async (t) => {
+  const sb = await sandbox(t);
+  const root = storeRoot(t);
+  const dead = await webContainer(t, 'dead\n');
+  await setup(sb, { root, cid: dead.id, mode: 'bridge', hostname: 'd', netnsPath: dead.netnsPath, ports: [tcp(8080)] });
+  t.equal((await tsrun(['delete', '--force', dead.id])).code, 0, 'gone, and nobody tore its network down');
+  const live = await webContainer(t, 'live\n');
+  const rec = await setup(sb, { root, cid: live.id, mode: 'bridge', hostname: 'l', netnsPath: live.netnsPath, ports: [tcp(8080)] });
+  await live.start();
+  t.equal(rec.address, '172.31.0.2', "the dead one's address is free again");
+  t.same((await sb.driver<HttpResult>(['http', '127.0.0.1', '8080', '2'])).bodies, { 'live\n': 2 }, 'its port too');
+  t.notOk(fs.existsSync(path.join(root, 'network', 'containers', `${dead.id}.json`)), "the dead one's record is gone");
+  t.notMatch((await sandboxNetwork(sb)).ruleset, new RegExp(dead.id), 'and its rules');
+  await sb.driver(['teardown', root, dead.id]); // its `rm -f` later: nothing to do, no error
+  await sb.driver(['teardown', root, live.id]);
+  await assertClean(t, sb, root, ['lo']);
+});
+
 t.test('none: only lo; -p with none is a conflict; host: nothing made, ports discarded with a warning', { skip }, async (t) => {
   const sb = await sandbox(t);
   const root = storeRoot(t);
