@@ -52,9 +52,8 @@ t.test('plain http only for loopback and named insecure registries', async (t) =
   for (const h of ['registry-1.docker.io', '10.0.0.1:5000', '128.0.0.1', 'localhost.example.com']) t.notOk(isInsecureHost(h), h);
   t.ok(isInsecureHost('reg.lan:5000', ['reg.lan:5000']));
   t.ok(isInsecureHost('reg.lan:5000', ['reg.lan']));
-  t.equal(new RegistryClient('quay.io', 'a/b').base, 'https://quay.io');
-  t.equal(new RegistryClient('docker.io', 'library/busybox').base, 'https://registry-1.docker.io');
-  t.equal(new RegistryClient('127.0.0.1:5000', 'a').base, 'http://127.0.0.1:5000');
+  t.equal(await new RegistryClient('quay.io', 'a/b').base(), 'https://quay.io');
+  t.equal(await new RegistryClient('docker.io', 'library/busybox').base(), 'https://registry-1.docker.io');
 });
 
 t.test('credentials from $DOCKER_CONFIG/config.json', async (t) => {
@@ -245,4 +244,30 @@ t.test('blobs: a redirect drops credentials; corrupt and truncated blobs never e
     t.same(fs.readdirSync(s2.blobDir), [], `${repo}: no blob`);
     t.same(fs.readdirSync(s2.tmpDir).filter((n) => n !== 'leases'), [], `${repo}: no temp file`);
   }
+});
+
+t.test('loopback registries: https without certificate checks when spoken, else http (Docker\'s ping and fallback)', { skip: fs.existsSync('/usr/bin/openssl') ? false : 'needs openssl' }, async (t) => {
+  const https = await import('node:https');
+  const { execFileSync } = await import('node:child_process');
+  const key = path.join(tmp, 'key.pem');
+  const cert = path.join(tmp, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=tsctl-test'], { stdio: 'ignore' });
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
+    res.writeHead(200, { 'Content-Type': MEDIA.ociManifest }).end(req.url === '/v2/' ? '{}' : manifestBody);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  }));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const tls = new RegistryClient(host, 'x');
+  t.teardown(() => tls.close());
+  t.equal(await tls.base(), `https://${host}`, 'a TLS registry on loopback is spoken to over https');
+  t.equal((await tls.manifest('1')).digest, digestOf(manifestBody), 'its self-signed certificate is accepted (insecure registry)');
+  const plain = await serve(t, (req, res) => void res.writeHead(200).end(manifestBody));
+  const c = new RegistryClient(plain.host, 'x');
+  t.teardown(() => c.close());
+  t.equal(await c.base(), `http://${plain.host}`, 'a plain one over http');
+  t.equal((await c.manifest('1')).digest, digestOf(manifestBody));
 });
