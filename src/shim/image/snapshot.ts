@@ -11,6 +11,10 @@
  * (the target is not empty) and its copy is thrown away. An interrupted
  * unpack leaves only a `.tmp-*` directory, removed by the next call once the
  * process that made it is gone.
+ *
+ * A container's files: containers/<cid>/{init,upper,work,rootfs} and
+ * snapshot.json (overlay or copy, and the lowers: unmount, a second mount and
+ * diff need them). `init` is Docker's init layer (see makeInitLayer).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -189,13 +193,14 @@ function recordFile(root: string, cid: string): string {
   return path.join(containerDir(root, cid), 'snapshot.json');
 }
 
+/** mount/umount: bounded, so a hung filesystem gives an error rather than a hung tsctl. */
 function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000, killSignal: 'SIGKILL' });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr: stderr.trim() }));
+    child.on('close', (code, signal) => resolve({ code, stderr: stderr.trim() || (signal ? `${cmd} killed (${signal}) after 60 s` : '') }));
   });
 }
 
