@@ -268,6 +268,13 @@ t.test('load: docker-archive, OCI archive, OCI layout; save → load', { skip },
   t.equal(back.stdout, 'Loaded image: test/app:1\nLoaded image: test/app:2\n');
   t.equal(records(s2)[0]?.id, want.config, 'round trip: the same image id');
   t.same(records(s2)[0]?.layers.map((x) => x.digest), want.layers, 'and the same layer blobs');
+  const piped = makeStore(t);
+  const stdin = await piped.tsctl(['load'], { input: fs.readFileSync(out) });
+  t.equal(stdin.code, 0, `load from stdin: ${stdin.stderr}`);
+  t.equal(records(piped)[0]?.id, want.config, 'load reads stdin without -i');
+  const empty = await piped.tsctl(['load'], { input: '' });
+  t.equal(empty.code, 1);
+  t.match(empty.stderr, /^tsctl: requested load from stdin, but stdin is empty$/m, 'an empty stdin');
   await exec('gzip', ['-k', out]);
   const gz = makeStore(t);
   t.equal((await gz.tsctl(['load', '-i', `${out}.gz`])).code, 0, 'a gzip-compressed archive loads too');

@@ -158,9 +158,32 @@ export async function pullImage(root: string, refText: string, opts: PullOptions
  */
 export async function finishImport(store: ImageStore, record: ImageRecord, progress: Progress | undefined, shown: string[] = []): Promise<StoredImage> {
   for (const id of shown) progress?.set(id, 'Extracting');
-  await ensureSnapshots(store.root, (d) => store.blobPath(d), record.layers);
+  const lowers = await ensureSnapshots(store.root, (d) => store.blobPath(d), record.layers);
   for (const id of shown) progress?.set(id, 'Pull complete');
-  return store.addImage(record);
+  return store.addImage({ ...record, unpackedSize: treeBytes(lowers) });
+}
+
+/** Bytes of files and link targets under the snapshot dirs (bounded walk): Docker's image SIZE. */
+export function treeBytes(dirs: string[]): number {
+  let n = 0;
+  let budget = 2_000_000;
+  const walk = (dir: string, depth: number) => {
+    if (depth > 256) return;
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (budget-- <= 0) return;
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p, depth + 1);
+      else if (e.isFile() || e.isSymbolicLink()) n += fs.lstatSync(p, { throwIfNoEntry: false })?.size ?? 0;
+    }
+  };
+  for (const d of dirs) walk(d, 0);
+  return n;
 }
 
 /** A layer not fetched because unpacking already failed. */
