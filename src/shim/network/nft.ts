@@ -3,9 +3,11 @@
  * script text (pure functions, unit-tested), and applying/removing them.
  *
  * Why kernel NAT and not a userspace proxy: bench/portfwd.sh measures both
- * against a direct connection (bench/results/portfwd.json): DNAT keeps
- * 94-99% of the direct throughput and adds ~6% to a connection's setup; the
- * best proxy (splice) 84% at 3.3x the latency, Node's pipe 64%, socat 32%.
+ * against a direct connection (bench/results/portfwd.json): DNAT forwards
+ * at the direct path's throughput (per-round ratios 105-114% in two runs on
+ * a machine loaded 7-9, where single medians swing by ±20%) and adds 6-13%
+ * to a connection's setup; the best proxy (splice) 79-84% at 3.3-3.8x the
+ * per-connection latency, Node's pipe 64-67%, socat 32-42%.
  * And DNAT needs no process per container, where a proxy would live in the
  * monitor, against its memory budget, and show clients the proxy's address
  * instead of theirs.
