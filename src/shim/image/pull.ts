@@ -167,22 +167,22 @@ export async function finishImport(store: ImageStore, record: ImageRecord, progr
 export function treeBytes(dirs: string[]): number {
   let n = 0;
   let budget = 2_000_000;
-  const walk = (dir: string, depth: number) => {
-    if (depth > 256) return;
-    let entries: fs.Dirent[];
+  const stack = dirs.map((d) => ({ dir: d, depth: 0 }));
+  while (stack.length && budget > 0) {
+    const { dir, depth } = stack.pop()!;
+    let entries: fs.Dirent[] = [];
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true });
     } catch {
-      return;
+      continue; // a size is not worth failing a pull over
     }
-    for (const e of entries) {
-      if (budget-- <= 0) return;
+    for (const e of entries.slice(0, budget)) {
+      budget--;
       const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p, depth + 1);
+      if (e.isDirectory() && depth < 256) stack.push({ dir: p, depth: depth + 1 });
       else if (e.isFile() || e.isSymbolicLink()) n += fs.lstatSync(p, { throwIfNoEntry: false })?.size ?? 0;
     }
-  };
-  for (const d of dirs) walk(d, 0);
+  }
   return n;
 }
 
