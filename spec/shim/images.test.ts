@@ -319,6 +319,15 @@ t.test('a blob with the wrong digest, a truncated blob: one error, store unchang
     t.same(storeState(s), before, `${what}: the store is unchanged`);
     await fake.close();
   }
+  // nothing listening: a network failure, after bounded retries
+  const gone = await startFakeRegistry(t, img.layout);
+  await gone.close();
+  const s = makeStore(t);
+  const before = storeState(s);
+  const r = await s.tsctl(['pull', `${gone.host}/x/y:latest`]);
+  t.equal(r.code, 1, 'no registry: the pull fails');
+  t.match(r.stderr, new RegExp(`^tsctl: http://${gone.host}: connection refused$`, 'm'), 'connection refused, said once');
+  t.same(storeState(s), before, 'no registry: the store is unchanged');
 });
 
 t.test('concurrent pulls of the same image leave one consistent record', { skip }, async (t) => {
