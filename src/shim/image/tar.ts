@@ -124,6 +124,13 @@ class ByteReader {
     }
   }
 
+  /** Stops the source early (a failed unpack): a file stream under it is closed now, not at GC. */
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.it.return?.();
+  }
+
   /** Consumes everything left (so a hash of the stream sees all of it). */
   async drain(): Promise<void> {
     this.chunks = [];
@@ -272,6 +279,14 @@ const MAX_META = 1 << 20;
  */
 export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarEntry> {
   const r = new ByteReader(source);
+  try {
+    yield* entries(r);
+  } finally {
+    await r.close();
+  }
+}
+
+async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
   const global: PaxOverrides = { xattrs: new Map() };
   let pax: PaxOverrides = { xattrs: new Map() };
   let longName: string | undefined;
