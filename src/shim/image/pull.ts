@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../errors.js';
 import { Progress } from './progress.js';
-import { familiarName, familiarString, formatReference, parseReference, repository } from './reference.js';
+import { familiarString, formatReference, parseReference, repository } from './reference.js';
 import { checkManifest, isIndexMediaType, RegistryClient, type RegistryOptions, selectManifest } from './registry.js';
 import { ensureSnapshots } from './snapshot.js';
 import { ImageStore, layerRecords, type StoredImage } from './store.js';
@@ -59,7 +59,8 @@ export async function pullImage(root: string, refText: string, opts: PullOptions
   const progress = opts.progress ?? new Progress();
   const client = new RegistryClient(ref.domain, ref.path, opts);
   try {
-    progress.line(`${ref.tag ?? ref.digest}: Pulling from ${familiarName(ref)}`);
+    if (!/[:@][^/]*$/.test(refText)) progress.line(`Using default tag: ${ref.tag}`);
+    progress.line(`${ref.tag ?? ref.digest}: Pulling from ${ref.path}`);
     const top = await client.manifest(ref.digest ?? ref.tag!);
     let fetched = top;
     if (isIndexMediaType(top.mediaType)) {
