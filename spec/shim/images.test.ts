@@ -223,6 +223,11 @@ t.test('a manifest list: the linux/amd64 image is chosen', { skip }, async (t) =
   t.equal(rec?.id, layoutImage(arm.layout, 'amd').config, 'the amd64 image');
   t.same(rec?.repoDigests, [`${reg.host}/test/multi@${indexDigest}`], 'its repo digest is the index\'s, as docker records it');
 
+  const s2 = makeStore(t);
+  const armPull = await s2.tsctl(['pull', '--platform', 'linux/arm64', `${reg.host}/test/multi:1`]);
+  t.equal(armPull.code, 0, `pull --platform linux/arm64: ${armPull.stderr}`);
+  t.equal(records(s2)[0]?.id, layoutImage(arm.layout, 'arm').config, '--platform picks that entry');
+
   // an index with no amd64 entry: a clear error
   makeIndex(arm.layout, 'armonly', [{ tag: 'arm', architecture: 'arm64' }]);
   await pushImage({ layout: arm.layout, tag: 'armonly' }, reg, 'test/armonly:1', { all: true });

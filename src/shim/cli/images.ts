@@ -7,6 +7,7 @@ import { UserError } from '../../errors.js';
 import { loadArchive, loadStdin } from '../image/load.js';
 import { humanSize, Progress } from '../image/progress.js';
 import { pullImage } from '../image/pull.js';
+import { parsePlatform } from '../image/registry.js';
 import { familiarName, familiarString, parseReference, repository } from '../image/reference.js';
 import { saveImages } from '../image/save.js';
 import { ImageStore, repoDigestNames, repoTags, type StoredImage } from '../image/store.js';
@@ -119,10 +120,12 @@ function registerImages(program: Command, ctx: ShimContext): void {
       .description('download an image from a registry (and unpack it)')
       .argument('<name>', 'NAME[:TAG|@DIGEST]')
       .option('-q, --quiet', 'print only the image reference')
-      .option('--insecure-registry <host>', 'speak plain http to this registry (repeatable; loopback hosts always are)', collect, [])
-      .action(async (name: string, o: { quiet?: boolean; insecureRegistry: string[] }) => {
+      .option('--platform <os/arch[/variant]>', 'the platform to pick from a multi-platform image (default linux/amd64)')
+      .option('--insecure-registry <host>', 'allow plain http / unverified TLS to this registry (repeatable; loopback hosts always are)', collect, [])
+      .action(async (name: string, o: { quiet?: boolean; platform?: string; insecureRegistry: string[] }) => {
         const progress = new Progress(process.stderr, undefined, !!o.quiet);
-        const { image } = await pullImage(ctx().root, name, { progress, insecure: insecureRegistries(o.insecureRegistry) });
+        const platform = o.platform ? parsePlatform(o.platform) : undefined;
+        const { image } = await pullImage(ctx().root, name, { progress, platform, insecure: insecureRegistries(o.insecureRegistry) });
         const ref = parseReference(name);
         process.stdout.write(`${image.names.find((n) => n.startsWith(`${repository(ref)}:`) && ref.tag !== undefined) ?? `${repository(ref)}@${ref.digest ?? image.manifestDigest}`}\n`);
       });

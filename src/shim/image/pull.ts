@@ -12,7 +12,7 @@ import path from 'node:path';
 import { UserError } from '../../errors.js';
 import { Progress } from './progress.js';
 import { familiarString, formatReference, parseReference, repository } from './reference.js';
-import { checkManifest, isIndexMediaType, RegistryClient, type RegistryOptions, selectManifest } from './registry.js';
+import { checkManifest, isIndexMediaType, type Platform, RegistryClient, type RegistryOptions, selectManifest } from './registry.js';
 import { ensureSnapshots } from './snapshot.js';
 import { ImageStore, layerRecords, type StoredImage } from './store.js';
 import type { ImageRecord } from './types.js';
@@ -21,6 +21,8 @@ import { MEDIA, type Descriptor, type ImageConfig, type ImageIndex, type Manifes
 export interface PullOptions extends RegistryOptions {
   /** progress display (default: on stderr, a TTY display when it is one) */
   progress?: Progress;
+  /** the platform an index is resolved to (default linux/amd64) */
+  platform?: Platform;
   /** layers fetched at once (default 4) */
   concurrency?: number;
 }
@@ -65,7 +67,7 @@ export async function pullImage(root: string, refText: string, opts: PullOptions
     let fetched = top;
     if (isIndexMediaType(top.mediaType)) {
       const index = parseJson<ImageIndex>(top.body, `image index ${top.digest}`);
-      const desc = selectManifest(index);
+      const desc = selectManifest(index, opts.platform);
       fetched = await client.manifest(desc.digest);
       if (desc.size !== fetched.body.length) throw new UserError(`manifest ${desc.digest}: the index says ${desc.size} bytes, it has ${fetched.body.length}`);
     }

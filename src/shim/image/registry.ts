@@ -434,18 +434,35 @@ function readBody(res: http.IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
 /** The platform Docker picks on this machine: linux/amd64 (variant v1..v3 all fine). */
-export const DEFAULT_PLATFORM = { os: 'linux', architecture: 'amd64' };
+export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
+
+/** `--platform os/arch[/variant]` (Docker's spelling). */
+export function parsePlatform(s: string): Platform {
+  const m = /^([a-z0-9_]+)\/([a-z0-9_]+)(?:\/([a-z0-9_.]+))?$/.exec(s.toLowerCase());
+  if (!m) throw new UserError(`invalid platform ${JSON.stringify(s)}: want os/arch[/variant], e.g. linux/amd64`);
+  return { os: m[1]!, architecture: m[2]!, ...(m[3] ? { variant: m[3] } : {}) };
+}
+
+const platformString = (p: Platform) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 
 /** The manifest descriptor of an index / manifest list for `platform`, as Docker chooses it. */
-export function selectManifest(index: ImageIndex, platform = DEFAULT_PLATFORM): Descriptor {
+export function selectManifest(index: ImageIndex, platform: Platform = DEFAULT_PLATFORM): Descriptor {
   if (!Array.isArray(index.manifests)) throw new UserError('image index has no manifests list');
-  const candidates = index.manifests.filter((m) => m.platform && m.platform.os === platform.os && m.platform.architecture === platform.architecture);
-  // prefer the plain variant (or v1): what any amd64 machine runs
+  const candidates = index.manifests.filter(
+    (m) => m.platform && m.platform.os === platform.os && m.platform.architecture === platform.architecture && (!platform.variant || m.platform.variant === platform.variant),
+  );
+  // without a variant asked for, prefer the plain one (or v1): what any machine of that arch runs
   const best = candidates.find((m) => !m.platform!.variant || m.platform!.variant === 'v1') ?? candidates[0];
   if (!best) {
-    const have = index.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : 'unknown')).join(', ');
-    throw new UserError(`no matching manifest for ${platform.os}/${platform.architecture} in the manifest list entries (it has: ${have || 'none'})`);
+    const have = index.manifests.map((m) => (m.platform ? platformString(m.platform) : 'unknown')).join(', ');
+    throw new UserError(`no matching manifest for ${platformString(platform)} in the manifest list entries (it has: ${have || 'none'})`);
   }
   return best;
 }

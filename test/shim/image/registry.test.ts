@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { dockerCredentials, isInsecureHost, parseChallenges, RegistryClient, selectManifest } from '../../../src/shim/image/registry.js';
+import { dockerCredentials, isInsecureHost, parseChallenges, parsePlatform, RegistryClient, selectManifest } from '../../../src/shim/image/registry.js';
 import { digestOf, ImageStore } from '../../../src/shim/image/store.js';
 import { MEDIA, type ImageIndex } from '../../../src/shim/image/types.js';
 
@@ -94,6 +94,9 @@ t.test('manifest list selection: linux/amd64', async (t) => {
   };
   t.equal(selectManifest(list).digest, d('4'), 'the plain amd64 entry');
   t.equal(selectManifest({ ...list, manifests: list.manifests.filter((m) => m.digest !== d('4')) }).digest, d('3'), 'else any amd64 variant');
+  t.equal(selectManifest(list, parsePlatform('linux/arm64')).digest, d('1'), '--platform linux/arm64');
+  t.equal(selectManifest(list, parsePlatform('linux/amd64/v3')).digest, d('3'), 'a variant asked for');
+  t.throws(() => parsePlatform('amd64'), { message: /invalid platform "amd64": want os\/arch/ });
   t.throws(() => selectManifest({ ...list, manifests: list.manifests.slice(0, 2) }), {
     message: 'no matching manifest for linux/amd64 in the manifest list entries (it has: linux/arm64/v8, windows/amd64)',
   });
