@@ -295,7 +295,7 @@ export async function mountContainerRootfs(root: string, cid: string, lowers: st
     else {
       for (const d of ['upper', 'work', 'empty']) fs.rmSync(path.join(dir, d), { recursive: true, force: true });
       if (forced === 'overlay' || !overlayUnavailable(r)) {
-        fs.rmSync(rec.init!, { recursive: true, force: true });
+        for (const d of [rec.init!, rootfs]) fs.rmSync(d, { recursive: true, force: true });
         throw new UserError(`container ${cid}: overlay mount failed: ${r}`);
       }
     }

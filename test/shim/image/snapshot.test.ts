@@ -254,3 +254,29 @@ t.test('an image without layers gets an empty rootfs; a busy rootfs is still unm
   t.notOk(isMountPoint(r.rootfs), 'detached although a file is open in it');
   t.same(diffContainer(root, 'empty'), [{ kind: 'A', path: '/f' }]);
 });
+
+t.test('where overlay is unavailable the rootfs is copied; other mount failures are errors', { skip }, async (t) => {
+  const root = store(t);
+  const lowers = await ensureSnapshots(root, blobPath(root), layers(root, [BASE, TOP]));
+  // A `mount` that fails as it does on a kernel without overlayfs, or with another error.
+  const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-fakemount-'));
+  t.teardown(() => fs.rmSync(fake, { recursive: true, force: true }));
+  const savedPath = process.env.PATH;
+  t.teardown(() => void (process.env.PATH = savedPath));
+  process.env.PATH = `${fake}:${savedPath}`;
+  const fakeMount = (msg: string) => fs.writeFileSync(path.join(fake, 'mount'), `#!/bin/sh\necho "${msg}" >&2\nexit 32\n`, { mode: 0o755 });
+
+  fakeMount("mount: /x: unknown filesystem type 'overlay'.");
+  const r = await mountContainerRootfs(root, 'nooverlay', lowers);
+  t.equal(r.kind, 'copy', 'copied');
+  t.same(tree(r.rootfs), EXPECTED);
+  t.notOk(fs.existsSync(path.join(root, 'containers', 'nooverlay', 'upper')), 'no upper dir left from the attempt');
+
+  fakeMount('mount: /x: special device overlay does not exist.');
+  await t.rejects(mountContainerRootfs(root, 'broken', lowers), /container broken: overlay mount failed: mount: \/x: special device overlay does not exist/);
+  t.same(fs.readdirSync(path.join(root, 'containers', 'broken')), [], 'nothing left behind');
+
+  process.env.TSCTL_SNAPSHOTTER = 'zfs';
+  t.teardown(() => void delete process.env.TSCTL_SNAPSHOTTER);
+  await t.rejects(mountContainerRootfs(root, 'c3', lowers), /TSCTL_SNAPSHOTTER: unknown snapshotter "zfs" \(overlay or copy\)/);
+});
