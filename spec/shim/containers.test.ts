@@ -6,15 +6,18 @@
  * refused with nothing made, and `rm -f` after the monitor was killed.
  * Every container is checked for leftovers at the end.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { assertNothingLeaked, exec, findProcesses, leakCheck, mountsUnder, REPO_ROOT, rootfsTemplate } from '../lib/harness.js';
-import { buildImage, makeStore, type Store, skipUnless } from './lib.js';
+import { buildImage, hasCommand, makeStore, type Store, skipUnless, tsctlBinary } from './lib.js';
 
 let current: Store | undefined;
 const lastStore = (): Store => current as Store;
+const hasTmux = () => hasCommand('tmux');
+const tsctlBinaryPath = tsctlBinary;
 
 const skip = skipUnless(['umoci']);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -162,6 +165,43 @@ t.test('containers', { skip }, async (t) => {
     t.equal((await ctl(['cp', 'files:/added', path.join(out, 'stopped')])).code, 0, 'cp from a stopped container');
     t.equal(fs.readFileSync(path.join(out, 'stopped'), 'utf8'), 'new\n');
     t.same(mountsUnder(path.join(store.root, 'containers')), [], 'its rootfs was mounted for the copy only');
+  });
+
+  t.test('-d --rm, logs -f, --network host', async (t) => {
+    const d = await ctl(['run', '-d', '--rm', ...none, img, 'sh', '-c', 'for i in 1 2 3; do echo line $i; sleep 0.1; done']);
+    t.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    ids.add(id);
+    const follow = await ctl(['logs', '-f', id]);
+    // -f ends when the container does; with --rm the log may already be gone once it is removed
+    t.ok(follow.code === 0 || /No such container/.test(follow.stderr), `logs -f: ${follow.stderr}`);
+    if (follow.code === 0) t.equal(follow.stdout, 'line 1\nline 2\nline 3\n', 'logs -f follows to the end');
+    for (let i = 0; i < 100 && fs.existsSync(path.join(store.root, 'containers', id)); i++) await sleep(50);
+    t.notOk(fs.existsSync(path.join(store.root, 'containers', id)), '-d --rm: removed when it exits');
+    const host = await ctl(['run', '--rm', '--network', 'host', img, 'hostname']);
+    t.same([host.code, host.stdout], [0, `${os.hostname()}\n`], "--network host: the host's hostname by default");
+  });
+
+  t.test('run -it: a terminal, its size followed, the status passed through', { skip: hasTmux() ? false : 'needs tmux' }, async (t) => {
+    const name = `tsctl-tty-${process.pid}`;
+    const cmd = [tsctlBinaryPath(), '--root', store.root, '--runtime-root', store.runtimeRoot, 'run', '-it', '--name', 'tty', ...none, img, 'sh'].join(' ');
+    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '100', '-y', '30', `${cmd}; echo EXIT=$?; sleep 60`]);
+    t.teardown(() => spawnSync('tmux', ['kill-session', '-t', name]));
+    const screen = () => execFileSync('tmux', ['capture-pane', '-p', '-t', name], { encoding: 'utf8' });
+    const waitFor = async (re: RegExp) => {
+      for (let i = 0; i < 100 && !re.test(screen()); i++) await sleep(100);
+      return re.test(screen());
+    };
+    t.ok(await waitFor(/^\/ #/m), 'a shell prompt');
+    await idOf('tty');
+    execFileSync('tmux', ['send-keys', '-t', name, 'tty; stty size', 'Enter']);
+    t.ok(await waitFor(/^\/dev\/pts\/0\n30 100$/m), 'on a pty, the terminal size');
+    execFileSync('tmux', ['resize-window', '-t', name, '-x', '120', '-y', '40']);
+    await sleep(300);
+    execFileSync('tmux', ['send-keys', '-t', name, 'stty size; exit 7', 'Enter']);
+    t.ok(await waitFor(/^40 120$/m), 'the new size followed');
+    t.ok(await waitFor(/^EXIT=7$/m), 'the shell exit status is run\'s');
+    t.match((await ctl(['ps', '-a'])).stdout, /Exited \(7\).*tty$/m);
   });
 
   t.test('bad input: one line, exit 125, nothing made', async (t) => {
