@@ -123,6 +123,9 @@ t.test('pull, images, inspect, tag, rmi against docker-registry', { skip }, asyn
   t.match(images.stdout, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\n/, 'docker\'s table header');
   t.match(images.stdout, new RegExp(`${reg.host}/test/app\\s+1\\s+${want.config.slice(7, 19)}\\s+\\S.*ago\\s+\\d`), 'one row for the image');
   t.equal((await s.tsctl(['images', '-q'])).stdout, `${want.config.slice(7, 19)}\n`, 'images -q');
+  t.equal((await s.tsctl(['images', '-q', `${reg.host}/test/app`])).stdout, `${want.config.slice(7, 19)}\n`, 'images REPOSITORY');
+  t.equal((await s.tsctl(['images', '-q', `${reg.host}/test/app:2`])).stdout, '', 'images REPOSITORY:TAG that is not there');
+  t.match((await s.tsctl(['images', '--digests', '--no-trunc'])).stdout, new RegExp(`DIGEST.*\\n.*${want.manifest}\\s+${want.config}`), 'images --digests --no-trunc');
 
   const inspect = await s.tsctl(['image', 'inspect', name]);
   t.equal(inspect.code, 0);
@@ -222,6 +225,18 @@ t.test('a manifest list: the linux/amd64 image is chosen', { skip }, async (t) =
   const [rec] = records(s);
   t.equal(rec?.id, layoutImage(arm.layout, 'amd').config, 'the amd64 image');
   t.same(rec?.repoDigests, [`${reg.host}/test/multi@${indexDigest}`], 'its repo digest is the index\'s, as docker records it');
+
+  // the same as Docker's own formats: a schema2 manifest list of schema2 manifests
+  await pushImage({ layout: arm.layout, tag: 'multi' }, reg, 'test/multi-v2s2:1', { all: true, format: 'v2s2' });
+  const listRaw = await exec('curl', ['-s', '-H', 'Accept: application/vnd.docker.distribution.manifest.list.v2+json', `http://${reg.host}/v2/test/multi-v2s2/manifests/1`]);
+  t.match(listRaw.stdout, /"mediaType":\s*"application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json"/, 'the registry holds a docker manifest list');
+  const s3 = makeStore(t);
+  const v2 = await s3.tsctl(['pull', `${reg.host}/test/multi-v2s2:1`]);
+  t.equal(v2.code, 0, `pull of a docker manifest list: ${v2.stderr}`);
+  const [v2rec] = records(s3) as (Index & { manifestMediaType: string })[];
+  t.equal(v2rec?.manifestMediaType, 'application/vnd.docker.distribution.manifest.v2+json', 'a docker schema2 manifest');
+  t.equal(v2rec?.layers.length, 1, 'its layer');
+  t.match((await s3.tsctl(['image', 'inspect', `${reg.host}/test/multi-v2s2:1`])).stdout, /"Architecture": "amd64"/, 'the amd64 one');
 
   const s2 = makeStore(t);
   const armPull = await s2.tsctl(['pull', '--platform', 'linux/arm64', `${reg.host}/test/multi:1`]);
