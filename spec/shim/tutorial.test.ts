@@ -97,6 +97,20 @@ t.test('the tutorial: pull, run -d -p, fetch, logs, exec, stop, start, rm -f, na
   t.same([rm.code, rm.stdout], [0, 'web\n'], `rm -f: ${rm.stderr}`);
   t.same((await ctl(['ps', '-aq'])).stdout, '', 'gone');
 
+  // -P: the exposed port on a free host port, as ps shows it
+  const pub = await ctl(['run', '-d', '-P', ref, 'sh', '-c', 'echo published > /tmp/index.html; exec httpd -f -p 80 -h /tmp']);
+  t.equal(pub.code, 0, `run -P: ${pub.stderr}`);
+  ids.push(pub.stdout.trim());
+  const port = /0\.0\.0\.0:(\d+)->80\/tcp/.exec((await ctl(['ps'])).stdout)?.[1];
+  t.ok(port, '-P published 80/tcp');
+  let served: unknown;
+  for (let i = 0; i < 50 && !served; i++) {
+    served = await sb.driver<{ ok: number }>(['http', '127.0.0.1', String(port), '1']).then((r) => r.ok === 1, () => false).catch(() => false);
+    if (!served) await sleep(100);
+  }
+  t.ok(served, `reachable on 127.0.0.1:${port}`);
+  t.equal((await ctl(['rm', '-f', pub.stdout.trim()])).code, 0);
+
   const again = await ctl(['run', '--name', 'web', '--network', 'none', ref, 'echo', 'second web']);
   t.same([again.code, again.stdout], [0, 'second web\n'], `the name is free again: ${again.stderr}`);
   const second = (await ctl(['inspect', '-f', '{{.Id}}', 'web'])).stdout.trim();
@@ -107,7 +121,7 @@ t.test('the tutorial: pull, run -d -p, fetch, logs, exec, stop, start, rm -f, na
   t.same([net.links, net.ruleset], [['lo'], ''], 'no link, no nft rule');
   // /run/netns is the sandboxes' (ours and, when specs run side by side, others'): never a container's
   before.mounts.push(...fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(' /run/netns')));
-  for (const c of [id, second]) await assertNothingLeaked(t, c, { markers: [store.root], before });
+  for (const c of ids) await assertNothingLeaked(t, c, { markers: [store.root], before });
   t.same(mountsUnder(store.root), [], 'no mount under the store');
   t.same(findProcesses([], ['tsrun-monitor']).filter((p) => p.cmdline.includes(store.root)), [], 'no monitor left');
 });
