@@ -29,7 +29,7 @@
       "type": "executable",
       "sources": ["native/monitor.cc"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Os"],
-      "ldflags": ["-s"]
+      "ldflags": ["-static", "-s"]
     }
   ]
 }

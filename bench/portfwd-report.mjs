@@ -1,10 +1,10 @@
 // Summarizes bench/portfwd.sh's measurements: medians per path, ratios to the
 // direct connection, the choice; writes the JSON and prints a markdown table.
-// Usage: node bench/portfwd-report.mjs RESULTS.jsonl OUT.json SECONDS ROUNDS CONNS LOAD
+// Usage: node bench/portfwd-report.mjs RESULTS.jsonl OUT.json SECONDS ROUNDS CONNS LOAD [CYCLE.json]
 import fs from 'node:fs';
 import os from 'node:os';
 
-const [file, out, seconds, rounds, conns, load] = process.argv.slice(2);
+const [file, out, seconds, rounds, conns, load, cycleFile] = process.argv.slice(2);
 const rows = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -50,6 +50,10 @@ const result = {
   paths: summary,
   raw: rows,
 };
+if (cycleFile) {
+  const c = JSON.parse(fs.readFileSync(cycleFile, 'utf8'));
+  result.setup_teardown = { cycles: c.setup_ms.length, setup_ms_median: +median(c.setup_ms).toFixed(1), teardown_ms_median: +median(c.teardown_ms).toFixed(1), ...c };
+}
 fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 const lines = [
   '| path | throughput (Gbit/s, median) | vs direct (paired) | per connection p50 / p90 (µs) | p50 vs direct |',
@@ -60,4 +64,9 @@ const lines = [
   }),
 ];
 console.log(lines.join('\n'));
-console.log(`\n${result.why}\n(load ${load}; written to ${out})`);
+console.log(`\n${result.why}`);
+if (result.setup_teardown) {
+  const st = result.setup_teardown;
+  console.log(`\nA container's network: setup ${st.setup_ms_median} ms, teardown ${st.teardown_ms_median} ms (medians of ${st.cycles}).`);
+}
+console.log(`(load ${load}; written to ${out})`);

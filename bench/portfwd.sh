@@ -21,7 +21,9 @@
 # round-robin for N rounds (the machine is shared: interleaving spreads load
 # changes over every path), medians reported. Latency: per connection
 # (connect, 1-byte request, 1-byte answer, close), --conns per path split
-# over the rounds. Writes bench/results/portfwd.json and prints a table.
+# over the rounds. Then 20 setup/teardown cycles of a container's network
+# (a fresh namespace each, one published port), timed inside the process.
+# Writes bench/results/portfwd.json and prints a table.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=5 seconds=2 conns=2000 out=$REPO/bench/results/portfwd.json
@@ -104,6 +106,9 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 
+# a container's own setup and teardown (veth, lease, rules), in-process, beside the bench container
+"${H[@]}" node "$work/driver.js" cycle "$root" 20 >"$work/cycle.json"
+
 # teardown through the shim's code, and check it left nothing in the host namespace
 "${H[@]}" node "$work/driver.js" teardown "$root" bench >/dev/null
 left=$("${H[@]}" nft list ruleset; "${H[@]}" ip -o link show | grep -v -e ' lo:' -e ' lan[01]@' || true)
@@ -111,4 +116,4 @@ left=$("${H[@]}" nft list ruleset; "${H[@]}" ip -o link show | grep -v -e ' lo:'
 
 mkdir -p "$(dirname "$out")"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-node "$REPO/bench/portfwd-report.mjs" "$results" "$out" "$seconds" "$rounds" "$conns" "$load"
+node "$REPO/bench/portfwd-report.mjs" "$results" "$out" "$seconds" "$rounds" "$conns" "$load" "$work/cycle.json"

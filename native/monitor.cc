@@ -63,6 +63,8 @@ void die(const char* what) {
   _exit(1);
 }
 
+// Sockets are bound by names relative to DIR (our cwd): a unix socket path
+// is limited to 108 bytes and DIR (<root>/containers/<64 hex>) can be longer.
 std::string path(const char* leaf) { return dir + "/" + leaf; }
 
 std::string nowRFC3339Nano() {
@@ -330,6 +332,7 @@ int main(int argc, char** argv) {
   }
   if (syncFd >= 0) fcntl(syncFd, F_SETFD, FD_CLOEXEC);
   closeInherited();
+  if (chdir(dir.c_str()) < 0) die(dir.c_str());
 
   // Orphans in our subtree (the container init once `tsrun create` exits) become ours.
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) die("PR_SET_CHILD_SUBREAPER");
@@ -353,7 +356,7 @@ int main(int argc, char** argv) {
   int devNull = open("/dev/null", O_RDWR | O_CLOEXEC);
   int consoleListen = -1;
   if (tty) {
-    consoleListen = listenUnix(path("console.sock"));
+    consoleListen = listenUnix("console.sock");
   } else {
     if (pipe2(outP, O_CLOEXEC) < 0 || pipe2(errP, O_CLOEXEC) < 0) die("pipe");
   }
@@ -404,7 +407,7 @@ int main(int argc, char** argv) {
   }
   if (consoleListen >= 0) {
     close(consoleListen);
-    unlink(path("console.sock").c_str());
+    unlink("console.sock");
   }
   int initPid = createStatus == 0 ? readPid(path("init.pid")) : -1;
   if (createStatus != 0 || initPid <= 0 || (tty && master < 0)) {
@@ -414,7 +417,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  int attachListen = listenUnix(path("attach.sock"));
+  int attachListen = listenUnix("attach.sock");
   report("ok " + std::to_string(initPid) + "\n");
 
   Stream out = {"stdout", 1, tty ? master : outP[0], {}};
@@ -549,7 +552,7 @@ int main(int argc, char** argv) {
   flushStream(out);
   flushStream(err);
   close(attachListen);
-  unlink(path("attach.sock").c_str());
+  unlink("attach.sock");
 
   writeFileAtomic(path("exit.json"), "{\"exitCode\":" + std::to_string(exitCode) + ",\"finishedAt\":\"" +
                                          nowRFC3339Nano() + "\",\"pid\":" + std::to_string(initPid) + "}\n");
@@ -561,6 +564,7 @@ int main(int argc, char** argv) {
   if (master >= 0) close(master);
 
   if (exitArgv.size() > 1) {
+    if (chdir("/") < 0) die("chdir /");  // the cleanup may remove DIR
     sigprocmask(SIG_UNBLOCK, &mask, nullptr);
     signal(SIGINT, SIG_DFL);
     if (devNull >= 0) dup2(devNull, 0);

@@ -123,6 +123,9 @@ t.test('pull, images, inspect, tag, rmi against docker-registry', { skip }, asyn
   t.match(images.stdout, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\n/, 'docker\'s table header');
   t.match(images.stdout, new RegExp(`${reg.host}/test/app\\s+1\\s+${want.config.slice(7, 19)}\\s+\\S.*ago\\s+\\d`), 'one row for the image');
   t.equal((await s.tsctl(['images', '-q'])).stdout, `${want.config.slice(7, 19)}\n`, 'images -q');
+  t.equal((await s.tsctl(['images', '-q', `${reg.host}/test/app`])).stdout, `${want.config.slice(7, 19)}\n`, 'images REPOSITORY');
+  t.equal((await s.tsctl(['images', '-q', `${reg.host}/test/app:2`])).stdout, '', 'images REPOSITORY:TAG that is not there');
+  t.match((await s.tsctl(['images', '--digests', '--no-trunc'])).stdout, new RegExp(`DIGEST.*\\n.*${want.manifest}\\s+${want.config}`), 'images --digests --no-trunc');
 
   const inspect = await s.tsctl(['image', 'inspect', name]);
   t.equal(inspect.code, 0);
@@ -223,6 +226,23 @@ t.test('a manifest list: the linux/amd64 image is chosen', { skip }, async (t) =
   t.equal(rec?.id, layoutImage(arm.layout, 'amd').config, 'the amd64 image');
   t.same(rec?.repoDigests, [`${reg.host}/test/multi@${indexDigest}`], 'its repo digest is the index\'s, as docker records it');
 
+  // the same as Docker's own formats: a schema2 manifest list of schema2 manifests
+  await pushImage({ layout: arm.layout, tag: 'multi' }, reg, 'test/multi-v2s2:1', { all: true, format: 'v2s2' });
+  const listRaw = await exec('curl', ['-s', '-H', 'Accept: application/vnd.docker.distribution.manifest.list.v2+json', `http://${reg.host}/v2/test/multi-v2s2/manifests/1`]);
+  t.match(listRaw.stdout, /"mediaType":\s*"application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json"/, 'the registry holds a docker manifest list');
+  const s3 = makeStore(t);
+  const v2 = await s3.tsctl(['pull', `${reg.host}/test/multi-v2s2:1`]);
+  t.equal(v2.code, 0, `pull of a docker manifest list: ${v2.stderr}`);
+  const [v2rec] = records(s3) as (Index & { manifestMediaType: string })[];
+  t.equal(v2rec?.manifestMediaType, 'application/vnd.docker.distribution.manifest.v2+json', 'a docker schema2 manifest');
+  t.equal(v2rec?.layers.length, 1, 'its layer');
+  t.match((await s3.tsctl(['image', 'inspect', `${reg.host}/test/multi-v2s2:1`])).stdout, /"Architecture": "amd64"/, 'the amd64 one');
+
+  const s2 = makeStore(t);
+  const armPull = await s2.tsctl(['pull', '--platform', 'linux/arm64', `${reg.host}/test/multi:1`]);
+  t.equal(armPull.code, 0, `pull --platform linux/arm64: ${armPull.stderr}`);
+  t.equal(records(s2)[0]?.id, layoutImage(arm.layout, 'arm').config, '--platform picks that entry');
+
   // an index with no amd64 entry: a clear error
   makeIndex(arm.layout, 'armonly', [{ tag: 'arm', architecture: 'arm64' }]);
   await pushImage({ layout: arm.layout, tag: 'armonly' }, reg, 'test/armonly:1', { all: true });
@@ -268,6 +288,13 @@ t.test('load: docker-archive, OCI archive, OCI layout; save → load', { skip },
   t.equal(back.stdout, 'Loaded image: test/app:1\nLoaded image: test/app:2\n');
   t.equal(records(s2)[0]?.id, want.config, 'round trip: the same image id');
   t.same(records(s2)[0]?.layers.map((x) => x.digest), want.layers, 'and the same layer blobs');
+  const piped = makeStore(t);
+  const stdin = await piped.tsctl(['load'], { input: fs.readFileSync(out) });
+  t.equal(stdin.code, 0, `load from stdin: ${stdin.stderr}`);
+  t.equal(records(piped)[0]?.id, want.config, 'load reads stdin without -i');
+  const empty = await piped.tsctl(['load'], { input: '' });
+  t.equal(empty.code, 1);
+  t.match(empty.stderr, /^tsctl: requested load from stdin, but stdin is empty$/m, 'an empty stdin');
   await exec('gzip', ['-k', out]);
   const gz = makeStore(t);
   t.equal((await gz.tsctl(['load', '-i', `${out}.gz`])).code, 0, 'a gzip-compressed archive loads too');
@@ -312,6 +339,15 @@ t.test('a blob with the wrong digest, a truncated blob: one error, store unchang
     t.same(storeState(s), before, `${what}: the store is unchanged`);
     await fake.close();
   }
+  // nothing listening: a network failure, after bounded retries
+  const gone = await startFakeRegistry(t, img.layout);
+  await gone.close();
+  const s = makeStore(t);
+  const before = storeState(s);
+  const r = await s.tsctl(['pull', `${gone.host}/x/y:latest`]);
+  t.equal(r.code, 1, 'no registry: the pull fails');
+  t.match(r.stderr, new RegExp(`^tsctl: http://${gone.host}: connection refused$`, 'm'), 'connection refused, said once');
+  t.same(storeState(s), before, 'no registry: the store is unchanged');
 });
 
 t.test('concurrent pulls of the same image leave one consistent record', { skip }, async (t) => {

@@ -12,8 +12,13 @@
  *   udp HOST PORT MESSAGE                → { reply }
  *   udp-echo PORT                        → serves UDP echo on 0.0.0.0:PORT until killed (for a
  *                                          container's namespace, via nsenter)
+ *   cycle ROOT N                         → { setup_ms: [...], teardown_ms: [...] }: N times, a fresh
+ *                                          namespace (unshare --net sleep) set up with one published
+ *                                          port beside a container that keeps the bridge, then torn down
  */
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import net from 'node:net';
 import { containerNetworkFiles, setupNetwork, teardownNetwork, type NetworkMode, type SetupOptions } from '../../src/shim/network/index.js';
 
@@ -87,6 +92,49 @@ function udpEcho(port: number): void {
   s.bind(port, '0.0.0.0', () => process.stdout.write(`${JSON.stringify({ listening: port })}\n`));
 }
 
+/** A process in a new network namespace (a stand-in container), until killed. */
+async function netnsHolder(): Promise<{ path: string; kill: () => void }> {
+  const c = spawn('unshare', ['--net', 'sleep', '120'], { stdio: 'ignore' });
+  const path = `/proc/${c.pid}/ns/net`;
+  // bounded wait until unshare has exec'd sleep in the new namespace
+  const self = fs.statSync('/proc/self/ns/net').ino;
+  for (let i = 0; i < 500; i++) {
+    try {
+      if (fs.statSync(path).ino !== self) break;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return { path, kill: () => c.kill('SIGKILL') };
+}
+
+async function cycle(root: string, n: number): Promise<object> {
+  // one container that stays, so each cycle measures a container's own part
+  // (veth, lease, rules), not the bridge's and table's creation
+  const keeper = await netnsHolder();
+  await setupNetwork({ root, cid: 'keeper', mode: 'bridge', ports: [], hostname: 'k', netnsPath: keeper.path });
+  const setupMs: number[] = [];
+  const teardownMs: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const h = await netnsHolder();
+      const cid = `cycle-${i}`;
+      const t0 = performance.now();
+      await setupNetwork({ root, cid, mode: 'bridge', ports: [{ hostIp: '0.0.0.0', hostPort: 0, containerPort: 80, proto: 'tcp' }], hostname: 'c', netnsPath: h.path });
+      const t1 = performance.now();
+      await teardownNetwork(root, cid);
+      teardownMs.push(+(performance.now() - t1).toFixed(2));
+      setupMs.push(+(t1 - t0).toFixed(2));
+      h.kill();
+    }
+  } finally {
+    await teardownNetwork(root, 'keeper');
+    keeper.kill();
+  }
+  return { setup_ms: setupMs, teardown_ms: teardownMs };
+}
+
 async function main(argv: string[]): Promise<object | undefined> {
   const [cmd, ...a] = argv;
   switch (cmd) {
@@ -101,6 +149,8 @@ async function main(argv: string[]): Promise<object | undefined> {
       return http(a[0]!, Number(a[1]), Number(a[2] ?? 1));
     case 'udp':
       return udp(a[0]!, Number(a[1]), a[2] ?? 'ping');
+    case 'cycle':
+      return cycle(a[0]!, Number(a[1] ?? 10));
     case 'udp-echo':
       udpEcho(Number(a[0]));
       return undefined;

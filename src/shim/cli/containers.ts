@@ -14,7 +14,7 @@ import { validateName } from '../container/ids.js';
 import { containerChanges, execUser, mountRootfs, unmountRootfs } from '../container/images.js';
 import { cleanupContainer, killContainer, monitorGone, notRunning, removeContainer, startContainer, stopContainer, waitFor } from '../container/lifecycle.js';
 import { formatEntry, logFile, parseTail, readLogFrom } from '../container/logs.js';
-import { runtime, runtimeInteractive, runtimeMessage } from '../container/runtime.js';
+import { runtime, runtimeExec, runtimeMessage } from '../container/runtime.js';
 import { deriveState, readExit } from '../container/status.js';
 import { containerStats, statsRow, STATS_HEADER } from '../container/stats.js';
 import { type ContainerRecord, findContainer, listRecords, loadRecord, releaseName, reserveName, saveRecord } from '../container/store.js';
@@ -223,7 +223,7 @@ function register(program: Command, ctx: ShimContext): void {
       if (o.user !== undefined) args.push('-u', execUser(path.join(containerDir(g.root, rec.id), 'rootfs'), o.user));
       if (o.workdir) args.push('--cwd', o.workdir);
       args.push(rec.id, ...command);
-      const code = await runtimeInteractive(g, args, [o.interactive ? 'inherit' : 'ignore', 'inherit', 'pipe']);
+      const code = await runtimeExec(g, args, o.interactive ? 'inherit' : 'ignore');
       throw new ShimExit(code);
     });
 

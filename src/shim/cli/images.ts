@@ -4,9 +4,10 @@
  */
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { loadArchive } from '../image/load.js';
+import { loadArchive, loadStdin } from '../image/load.js';
 import { humanSize, Progress } from '../image/progress.js';
 import { pullImage } from '../image/pull.js';
+import { parsePlatform } from '../image/registry.js';
 import { familiarName, familiarString, parseReference, repository } from '../image/reference.js';
 import { saveImages } from '../image/save.js';
 import { ImageStore, repoDigestNames, repoTags, type StoredImage } from '../image/store.js';
@@ -104,7 +105,7 @@ function inspectObject(store: ImageStore, r: StoredImage): Record<string, unknow
     Architecture: c.architecture,
     Variant: c.variant,
     Os: c.os,
-    Size: r.size,
+    Size: r.unpackedSize ?? r.size,
     RootFS: { Type: 'layers', Layers: c.rootfs.diff_ids },
     Metadata: { LastTagTime: r.added },
     Descriptor: { mediaType: r.manifestMediaType, digest: r.manifestDigest },
@@ -119,10 +120,12 @@ function registerImages(program: Command, ctx: ShimContext): void {
       .description('download an image from a registry (and unpack it)')
       .argument('<name>', 'NAME[:TAG|@DIGEST]')
       .option('-q, --quiet', 'print only the image reference')
-      .option('--insecure-registry <host>', 'speak plain http to this registry (repeatable; loopback hosts always are)', collect, [])
-      .action(async (name: string, o: { quiet?: boolean; insecureRegistry: string[] }) => {
+      .option('--platform <os/arch[/variant]>', 'the platform to pick from a multi-platform image (default linux/amd64)')
+      .option('--insecure-registry <host>', 'allow plain http / unverified TLS to this registry (repeatable; loopback hosts always are)', collect, [])
+      .action(async (name: string, o: { quiet?: boolean; platform?: string; insecureRegistry: string[] }) => {
         const progress = new Progress(process.stderr, undefined, !!o.quiet);
-        const { image } = await pullImage(ctx().root, name, { progress, insecure: insecureRegistries(o.insecureRegistry) });
+        const platform = o.platform ? parsePlatform(o.platform) : undefined;
+        const { image } = await pullImage(ctx().root, name, { progress, platform, insecure: insecureRegistries(o.insecureRegistry) });
         const ref = parseReference(name);
         process.stdout.write(`${image.names.find((n) => n.startsWith(`${repository(ref)}:`) && ref.tag !== undefined) ?? `${repository(ref)}@${ref.digest ?? image.manifestDigest}`}\n`);
       });
@@ -145,7 +148,7 @@ function registerImages(program: Command, ctx: ShimContext): void {
           return;
         }
         const head = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-        const body = rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r.image), humanAgo(r.created), humanSize(r.image.size)]);
+        const body = rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r.image), humanAgo(r.created), humanSize(r.image.unpackedSize ?? r.image.size)]);
         process.stdout.write(table([head, ...body]));
       });
 
@@ -190,10 +193,11 @@ function registerImages(program: Command, ctx: ShimContext): void {
   const load = (cmd: Command) =>
     cmd
       .description('load images from a docker-archive or OCI archive / layout (`docker save` output)')
-      .requiredOption('-i, --input <file>', 'the archive (tar, tar.gz) or OCI layout directory')
+      .option('-i, --input <file>', 'the archive (tar, tar.gz) or OCI layout directory (default: stdin)')
       .option('-q, --quiet', 'print nothing but errors')
-      .action(async (o: { input: string; quiet?: boolean }) => {
-        const images = await loadArchive(ctx().root, o.input);
+      .action(async (o: { input?: string; quiet?: boolean }) => {
+        if (!o.input && process.stdin.isTTY) throw new UserError('requested load from stdin, but stdin is empty');
+        const images = o.input ? await loadArchive(ctx().root, o.input) : await loadStdin(ctx().root);
         if (o.quiet) return;
         for (const { image, names } of images) {
           if (names.length) for (const n of names) process.stdout.write(`Loaded image: ${familiarString(parseReference(n))}\n`);

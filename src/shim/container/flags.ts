@@ -39,7 +39,8 @@ export type VolumeSpec =
   | { kind: 'named'; name: string; destination: string; readOnly: boolean }
   | { kind: 'anonymous'; destination: string; readOnly: boolean };
 
-const clean = (p: string): string => path.posix.normalize(p).replace(/(.)\/+$/, '$1');
+/** A container path as Docker keeps it: normalized, no trailing slash. */
+export const cleanPath = (p: string): string => path.posix.normalize(p).replace(/(.)\/+$/, '$1');
 
 const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
@@ -58,12 +59,12 @@ export function parseVolume(spec: string): VolumeSpec {
   }
   const destination = parts[parts.length - 1];
   if (!path.isAbsolute(destination)) throw bad(`invalid volume specification: '${spec}': invalid mount config: mount path must be absolute`);
-  if (clean(destination) === '/') throw bad(`invalid volume specification: '${spec}': invalid mount config: destination can't be '/'`);
-  if (parts.length === 1) return { kind: 'anonymous', destination: clean(destination), readOnly };
+  if (cleanPath(destination) === '/') throw bad(`invalid volume specification: '${spec}': invalid mount config: destination can't be '/'`);
+  if (parts.length === 1) return { kind: 'anonymous', destination: cleanPath(destination), readOnly };
   const source = parts[0];
-  if (source.startsWith('/')) return { kind: 'bind', source: clean(source), destination: clean(destination), readOnly };
+  if (source.startsWith('/')) return { kind: 'bind', source: cleanPath(source), destination: cleanPath(destination), readOnly };
   if (!VOLUME_NAME_RE.test(source)) throw bad(`"${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
-  return { kind: 'named', name: source, destination: clean(destination), readOnly };
+  return { kind: 'named', name: source, destination: cleanPath(destination), readOnly };
 }
 
 /** Docker's RAMInBytes: a number with an optional b, k, m, g (binary) unit. */

@@ -67,6 +67,9 @@ export async function startContainer(g: ShimGlobals, rec: ContainerRecord, opts:
     writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
     const out = await startMonitor(g, { dir, id: rec.id, tty: rec.config.tty, openStdin: rec.config.openStdin });
     if (!out.ok) {
+      // a monitor that died after create leaves the container created; but a
+      // concurrent start's container ("exists") is not ours to delete
+      if (!/exists/.test(out.message)) runtime(g, ['delete', '--force', rec.id]);
       rec.state = { ...rec.state, error: out.message, exitCode: startFailureCode(out.message), finishedAt: undefined, startedAt: undefined };
       saveRecord(g.root, rec);
       throw new UserError(`failed to create container ${rec.id}: ${out.message}`, startFailureCode(out.message));

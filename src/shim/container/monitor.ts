@@ -39,7 +39,8 @@ export async function startMonitor(g: ShimGlobals, m: MonitorStart): Promise<Mon
   const create = runtimeArgv(g, [
     '--log', path.join(m.dir, 'runtime.log'), '--log-format', 'json',
     'create', '--bundle', m.dir, '--pid-file', path.join(m.dir, 'init.pid'),
-    ...(m.tty ? ['--console-socket', path.join(m.dir, 'console.sock')] : []), m.id,
+    // relative: the runtime runs in the monitor's cwd, the container dir (a socket path has 108 bytes)
+    ...(m.tty ? ['--console-socket', 'console.sock'] : []), m.id,
   ]);
   const args = ['-d', m.dir, '-i', m.id, '-S', '3', ...(m.tty ? ['-t'] : []), ...(m.openStdin ? ['-s'] : []), '--', ...create, '---', ...cleanupArgv(g, m.id)];
   const errFd = fs.openSync(path.join(m.dir, 'monitor.log'), 'a');
@@ -77,13 +78,14 @@ function lastError(dir: string, printed: string): string {
     const lines = fs.readFileSync(path.join(dir, 'runtime.log'), 'utf8').trim().split('\n').reverse();
     for (const l of lines) {
       const j = JSON.parse(l) as { level?: string; msg?: string };
-      if (j.level === 'error' && j.msg) return j.msg;
+      // "create <id>: <what>": the id is the container's, which the caller names already
+      if (j.level === 'error' && j.msg) return j.msg.replace(/^create [0-9a-f]{64}: /, '');
     }
   } catch {
     /* no log: use the output */
   }
   const lines = printed.trim().split('\n').filter(Boolean);
-  return (lines[lines.length - 1] ?? 'create failed').replace(/^tsrun: /, '');
+  return (lines[lines.length - 1] ?? 'create failed').replace(/^tsrun: /, '').replace(/^create [0-9a-f]{64}: /, '');
 }
 
 export interface AttachHandlers {
@@ -109,12 +111,18 @@ function frame(type: number, data: Buffer): Buffer {
 
 export function attach(dir: string, h: AttachHandlers): Promise<Attachment> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(path.join(dir, 'attach.sock'));
+    // through a directory fd: <root>/containers/<64 hex>/attach.sock may exceed a socket path's 108 bytes
+    const dirFd = fs.openSync(dir, 'r');
+    const sock = net.connect(`/proc/self/fd/${dirFd}/attach.sock`);
+    const closeDir = () => fs.closeSync(dirFd);
     let buf = Buffer.alloc(0);
     let exitCode: number | undefined;
     let finish: (c: number | undefined) => void = () => undefined;
     const done = new Promise<number | undefined>((r) => (finish = r));
-    sock.on('connect', () =>
+    let connected = false;
+    sock.on('connect', () => {
+      connected = true;
+      closeDir();
       resolve({
         done,
         send: (d) => sock.write(frame(0, d)),
@@ -126,9 +134,13 @@ export function attach(dir: string, h: AttachHandlers): Promise<Attachment> {
           sock.write(frame(2, b));
         },
         close: () => sock.destroy(),
-      }),
-    );
-    sock.on('error', (e) => reject(e));
+      });
+    });
+    sock.on('error', (e) => {
+      if (connected) return; // 'close' follows and ends the attachment
+      closeDir();
+      reject(e);
+    });
     sock.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       while (buf.length >= 5) {

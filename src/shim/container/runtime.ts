@@ -2,7 +2,7 @@
  * The runtime as an engine drives it: the `tsrun` binary with `--root`, one
  * subcommand per lifecycle step. Nothing here imports the runtime's code.
  */
-import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import type { ShimGlobals } from '../cli/context.js';
 
@@ -30,19 +30,41 @@ export function runtimeMessage(r: RuntimeResult): string {
   return (lines[lines.length - 1] ?? `exit status ${r.code}`).replace(/^tsrun: /, '');
 }
 
-/** Runs a runtime command with the user's terminal (exec): its status is the result. */
-export function runtimeInteractive(g: ShimGlobals, args: string[], stdio: StdioOptions): Promise<number> {
+/**
+ * Runs `tsrun exec` with the user's stdin/stdout; its status is the result.
+ * stderr is relayed, except the runtime's own failure line, which is turned
+ * into Docker's status for it (126/127) and a tsctl message.
+ */
+export function runtimeExec(g: ShimGlobals, args: string[], stdin: 'inherit' | 'ignore'): Promise<number> {
   const [bin, ...rest] = runtimeArgv(g, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, rest, { stdio });
-    // signals a person sends tsctl are the runtime's to forward into the container
-    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
-    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).map((s) => [s, forward(s)] as const);
-    for (const [s, h] of handlers) process.on(s, h);
+    const child = spawn(bin, rest, { stdio: [stdin, 'inherit', 'pipe'] });
+    // signals a person sends tsctl are the runtime's to forward into the process
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).map((sig) => [sig, () => child.kill(sig)] as const);
+    for (const [sig, h] of handlers) process.on(sig, h);
+    let held: Buffer | undefined; // output that may be the runtime's own error, kept until exit
+    let first = true;
+    child.stderr!.on('data', (d: Buffer) => {
+      if (first && d.toString('utf8', 0, 6) === 'tsrun:') held = d;
+      else if (held) held = Buffer.concat([held, d]);
+      else process.stderr.write(d);
+      first = false;
+    });
     child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      for (const [s, h] of handlers) process.off(s, h);
-      resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0));
+    child.on('close', (code, signal) => {
+      for (const [sig, h] of handlers) process.off(sig, h);
+      let status = code ?? 128 + (signal ? os.constants.signals[signal] : 0);
+      if (held) {
+        const text = held.toString('utf8');
+        const m = /^tsrun: exec [^:]+: (.*)$/m.exec(text);
+        if (m && status !== 0) {
+          process.stderr.write(`tsctl: exec failed: ${m[1]}\n`);
+          status = startFailureCode(m[1]) === 125 ? 126 : startFailureCode(m[1]);
+        } else {
+          process.stderr.write(held);
+        }
+      }
+      resolve(status);
     });
   });
 }

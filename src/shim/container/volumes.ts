@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../errors.js';
-import type { VolumeSpec } from './flags.js';
+import { cleanPath, type VolumeSpec } from './flags.js';
 import type { ContainerRecord, VolumeMount } from './store.js';
 
 export const volumeData = (root: string, name: string): string => path.join(root, 'volumes', name, '_data');
@@ -21,7 +21,7 @@ export function prepareVolumes(root: string, specs: VolumeSpec[], imageVolumes: 
     if (seen.has(s.destination)) throw new UserError(`Duplicate mount point: ${s.destination}`, 125);
     seen.add(s.destination);
   }
-  const anon = imageVolumes.map((d) => path.normalize(d)).filter((d) => !seen.has(d));
+  const anon = imageVolumes.map((d) => cleanPath(path.posix.join('/', d))).filter((d) => !seen.has(d));
   const all: VolumeSpec[] = [...specs, ...anon.map((destination) => ({ kind: 'anonymous' as const, destination, readOnly: false }))];
   for (const s of all) {
     if (s.kind === 'bind') {

@@ -374,7 +374,20 @@ async function loadOciLayout(store: ImageStore, lease: Lease, src: Source): Prom
 }
 
 /** Loads every image in `input` (a file or an OCI layout directory); the store is unchanged on failure. */
-export async function loadArchive(root: string, input: string): Promise<Loaded[]> {
+/** `docker load` without -i: the archive on stdin, spooled into the store's temp dir first (it is read by offset). */
+export async function loadStdin(root: string, stdin: NodeJS.ReadableStream = process.stdin): Promise<Loaded[]> {
+  const store = new ImageStore(root).init();
+  const spool = store.tmpPath('stdin');
+  try {
+    await pipeline(stdin, fs.createWriteStream(spool, { flags: 'wx', mode: 0o600 }));
+    if (fs.statSync(spool).size === 0) throw new UserError('requested load from stdin, but stdin is empty');
+    return await loadArchive(root, spool, 'stdin');
+  } finally {
+    fs.rmSync(spool, { force: true });
+  }
+}
+
+export async function loadArchive(root: string, input: string, shownAs = input): Promise<Loaded[]> {
   const store = new ImageStore(root).init();
   const st = fs.statSync(input, { throwIfNoEntry: false });
   if (!st) throw new UserError(`open ${input}: no such file or directory`);
@@ -392,22 +405,22 @@ export async function loadArchive(root: string, input: string): Promise<Loaded[]
         try {
           await pipeline(fs.createReadStream(input), createGunzip(), fs.createWriteStream(tmp, { flags: 'wx' }));
         } catch (e) {
-          throw new UserError(`${input}: not a valid gzip file: ${(e as Error).message}`);
+          throw new UserError(`${shownAs}: not a valid gzip file: ${(e as Error).message}`);
         }
         file = tmp;
       } else if (isZstd(head)) {
-        throw new UserError(`${input}: zstd-compressed archives are not supported (decompress it first)`);
+        throw new UserError(`${shownAs}: zstd-compressed archives are not supported (decompress it first)`);
       }
-      src = tarSource(file, input);
+      src = tarSource(file, shownAs);
     }
     if (src.has('manifest.json')) return await loadDockerArchive(store, lease, src);
     if (src.has('index.json')) return await loadOciLayout(store, lease, src);
-    throw new UserError(`${input}: neither a docker-archive (no manifest.json) nor an OCI layout (no index.json)`);
+    throw new UserError(`${shownAs}: neither a docker-archive (no manifest.json) nor an OCI layout (no index.json)`);
   } catch (e) {
     lease.release();
     await store.gc();
     if (e instanceof UserError) throw e;
-    throw new UserError(`load ${input}: ${errnoMessage(e)}`);
+    throw new UserError(`load ${shownAs}: ${errnoMessage(e)}`);
   } finally {
     lease.release();
     if (tmp) fs.rmSync(tmp, { force: true });

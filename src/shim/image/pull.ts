@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../errors.js';
 import { Progress } from './progress.js';
-import { familiarName, familiarString, formatReference, parseReference, repository } from './reference.js';
-import { checkManifest, isIndexMediaType, RegistryClient, type RegistryOptions, selectManifest } from './registry.js';
+import { familiarString, formatReference, parseReference, repository } from './reference.js';
+import { checkManifest, isIndexMediaType, type Platform, RegistryClient, type RegistryOptions, selectManifest } from './registry.js';
 import { ensureSnapshots } from './snapshot.js';
 import { ImageStore, layerRecords, type StoredImage } from './store.js';
 import type { ImageRecord } from './types.js';
@@ -21,6 +21,8 @@ import { MEDIA, type Descriptor, type ImageConfig, type ImageIndex, type Manifes
 export interface PullOptions extends RegistryOptions {
   /** progress display (default: on stderr, a TTY display when it is one) */
   progress?: Progress;
+  /** the platform an index is resolved to (default linux/amd64) */
+  platform?: Platform;
   /** layers fetched at once (default 4) */
   concurrency?: number;
 }
@@ -59,12 +61,13 @@ export async function pullImage(root: string, refText: string, opts: PullOptions
   const progress = opts.progress ?? new Progress();
   const client = new RegistryClient(ref.domain, ref.path, opts);
   try {
-    progress.line(`${ref.tag ?? ref.digest}: Pulling from ${familiarName(ref)}`);
+    if (!/[:@][^/]*$/.test(refText)) progress.line(`Using default tag: ${ref.tag}`);
+    progress.line(`${ref.tag ?? ref.digest}: Pulling from ${ref.path}`);
     const top = await client.manifest(ref.digest ?? ref.tag!);
     let fetched = top;
     if (isIndexMediaType(top.mediaType)) {
       const index = parseJson<ImageIndex>(top.body, `image index ${top.digest}`);
-      const desc = selectManifest(index);
+      const desc = selectManifest(index, opts.platform);
       fetched = await client.manifest(desc.digest);
       if (desc.size !== fetched.body.length) throw new UserError(`manifest ${desc.digest}: the index says ${desc.size} bytes, it has ${fetched.body.length}`);
     }
@@ -158,9 +161,32 @@ export async function pullImage(root: string, refText: string, opts: PullOptions
  */
 export async function finishImport(store: ImageStore, record: ImageRecord, progress: Progress | undefined, shown: string[] = []): Promise<StoredImage> {
   for (const id of shown) progress?.set(id, 'Extracting');
-  await ensureSnapshots(store.root, (d) => store.blobPath(d), record.layers);
+  const lowers = await ensureSnapshots(store.root, (d) => store.blobPath(d), record.layers);
   for (const id of shown) progress?.set(id, 'Pull complete');
-  return store.addImage(record);
+  return store.addImage({ ...record, unpackedSize: treeBytes(lowers) });
+}
+
+/** Bytes of files and link targets under the snapshot dirs (bounded walk): Docker's image SIZE. */
+export function treeBytes(dirs: string[]): number {
+  let n = 0;
+  let budget = 2_000_000;
+  const stack = dirs.map((d) => ({ dir: d, depth: 0 }));
+  while (stack.length && budget > 0) {
+    const { dir, depth } = stack.pop()!;
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      continue; // a size is not worth failing a pull over
+    }
+    for (const e of entries.slice(0, budget)) {
+      budget--;
+      const p = path.join(dir, e.name);
+      if (e.isDirectory() && depth < 256) stack.push({ dir: p, depth: depth + 1 });
+      else if (e.isFile() || e.isSymbolicLink()) n += fs.lstatSync(p, { throwIfNoEntry: false })?.size ?? 0;
+    }
+  }
+  return n;
 }
 
 /** A layer not fetched because unpacking already failed. */

@@ -2,8 +2,9 @@
  * A client for the OCI distribution API (what `docker pull` speaks), on
  * node:http/https:
  *
- *  - transport: https, except plain http for loopback hosts (localhost,
- *    127.0.0.0/8, ::1) and hosts given as insecure — Docker's rule;
+ *  - transport: https; for loopback hosts (localhost, 127.0.0.0/8, ::1)
+ *    and hosts given as insecure, Docker's rule: https without certificate
+ *    checks if the registry speaks it, else plain http;
  *  - auth: on a 401, the WWW-Authenticate challenge says how: Bearer (get a
  *    token from its realm for `repository:<name>:pull`, sending basic
  *    credentials when we have them) or Basic; credentials come from
@@ -126,8 +127,11 @@ export interface FetchedManifest {
 
 export class RegistryClient {
   readonly host: string;
-  readonly base: string;
-  private readonly agent: http.Agent;
+  /** loopback or named insecure: https unverified, or http (see scheme()) */
+  readonly insecure: boolean;
+  private baseUrl: Promise<string> | undefined;
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  private readonly httpsAgent: https.Agent;
   private readonly timeoutMs: number;
   private readonly attempts: number;
   private creds: { user: string; password: string } | undefined;
@@ -141,9 +145,8 @@ export class RegistryClient {
     private readonly opts: RegistryOptions = {},
   ) {
     this.host = registryHost(domain);
-    const plain = isInsecureHost(this.host, opts.insecure);
-    this.base = `${plain ? 'http' : 'https'}://${this.host}`;
-    this.agent = plain ? new http.Agent({ keepAlive: true, maxSockets: 8 }) : new https.Agent({ keepAlive: true, maxSockets: 8 });
+    this.insecure = isInsecureHost(this.host, opts.insecure);
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !this.insecure });
     this.timeoutMs = opts.timeoutMs ?? (Number(process.env.TSCTL_REGISTRY_TIMEOUT_MS) || 30_000);
     this.attempts = opts.attempts ?? 3;
     if (opts.auth) {
@@ -153,7 +156,28 @@ export class RegistryClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  /**
+   * "https://host" or, for an insecure registry that does not speak TLS,
+   * "http://host": Docker pings /v2/ over https first and falls back.
+   */
+  base(): Promise<string> {
+    this.baseUrl ??= (async () => {
+      const https = `https://${this.host}`;
+      if (!this.insecure) return https;
+      try {
+        const res = await this.send(`${https}/v2/`, {}, 0, Math.min(this.timeoutMs, 5000));
+        res.resume();
+        return https;
+      } catch {
+        // a refused connection is refused over http too: say so from there
+        return `http://${this.host}`;
+      }
+    })();
+    return this.baseUrl;
   }
 
   private credentials(): { user: string; password: string } | undefined {
@@ -165,14 +189,14 @@ export class RegistryClient {
   }
 
   /** One request (redirects followed); the response is returned unread whatever its status. */
-  private send(url: string, headers: Record<string, string>, hops = 0): Promise<http.IncomingMessage> {
+  private send(url: string, headers: Record<string, string>, hops = 0, timeoutMs = this.timeoutMs): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const u = new URL(url);
       const mod = u.protocol === 'https:' ? https : http;
       const sameHost = u.host === this.host;
       const req = mod.request(
         u,
-        { method: 'GET', headers: { 'User-Agent': 'tsctl', ...headers }, agent: sameHost ? this.agent : undefined },
+        { method: 'GET', headers: { 'User-Agent': 'tsctl', ...headers }, agent: sameHost ? (u.protocol === 'https:' ? this.httpsAgent : this.httpAgent) : undefined },
         (res) => {
           const loc = res.headers.location;
           if (res.statusCode && [301, 302, 303, 307, 308].includes(res.statusCode) && loc) {
@@ -185,11 +209,11 @@ export class RegistryClient {
             resolve(this.send(next.toString(), h, hops + 1));
             return;
           }
-          res.setTimeout(this.timeoutMs, () => res.destroy(Object.assign(new Error('timed out'), { code: 'TSCTL_TIMEOUT' })));
+          res.setTimeout(timeoutMs, () => res.destroy(Object.assign(new Error('timed out'), { code: 'TSCTL_TIMEOUT' })));
           resolve(res);
         },
       );
-      req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer in ${this.timeoutMs} ms`), { code: 'TSCTL_TIMEOUT' })));
+      req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: 'TSCTL_TIMEOUT' })));
       req.on('error', (e: NodeJS.ErrnoException) => {
         const code = e.code ?? '';
         const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'TSCTL_TIMEOUT' ? e.message : code === 'ENOTFOUND' ? 'no such host' : e.message;
@@ -216,7 +240,7 @@ export class RegistryClient {
   }
 
   private async getOnce(pathname: string, accept: string | undefined, what: string): Promise<http.IncomingMessage> {
-    const url = `${this.base}${pathname}`;
+    const url = `${await this.base()}${pathname}`;
     const headers = (): Record<string, string> => ({ ...(accept ? { Accept: accept } : {}), ...(this.authHeader ? { Authorization: this.authHeader } : {}) });
     let res = await this.send(url, headers());
     if (res.statusCode === 401) {
@@ -410,18 +434,35 @@ function readBody(res: http.IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
 /** The platform Docker picks on this machine: linux/amd64 (variant v1..v3 all fine). */
-export const DEFAULT_PLATFORM = { os: 'linux', architecture: 'amd64' };
+export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
+
+/** `--platform os/arch[/variant]` (Docker's spelling). */
+export function parsePlatform(s: string): Platform {
+  const m = /^([a-z0-9_]+)\/([a-z0-9_]+)(?:\/([a-z0-9_.]+))?$/.exec(s.toLowerCase());
+  if (!m) throw new UserError(`invalid platform ${JSON.stringify(s)}: want os/arch[/variant], e.g. linux/amd64`);
+  return { os: m[1]!, architecture: m[2]!, ...(m[3] ? { variant: m[3] } : {}) };
+}
+
+const platformString = (p: Platform) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 
 /** The manifest descriptor of an index / manifest list for `platform`, as Docker chooses it. */
-export function selectManifest(index: ImageIndex, platform = DEFAULT_PLATFORM): Descriptor {
+export function selectManifest(index: ImageIndex, platform: Platform = DEFAULT_PLATFORM): Descriptor {
   if (!Array.isArray(index.manifests)) throw new UserError('image index has no manifests list');
-  const candidates = index.manifests.filter((m) => m.platform && m.platform.os === platform.os && m.platform.architecture === platform.architecture);
-  // prefer the plain variant (or v1): what any amd64 machine runs
+  const candidates = index.manifests.filter(
+    (m) => m.platform && m.platform.os === platform.os && m.platform.architecture === platform.architecture && (!platform.variant || m.platform.variant === platform.variant),
+  );
+  // without a variant asked for, prefer the plain one (or v1): what any machine of that arch runs
   const best = candidates.find((m) => !m.platform!.variant || m.platform!.variant === 'v1') ?? candidates[0];
   if (!best) {
-    const have = index.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : 'unknown')).join(', ');
-    throw new UserError(`no matching manifest for ${platform.os}/${platform.architecture} in the manifest list entries (it has: ${have || 'none'})`);
+    const have = index.manifests.map((m) => (m.platform ? platformString(m.platform) : 'unknown')).join(', ');
+    throw new UserError(`no matching manifest for ${platformString(platform)} in the manifest list entries (it has: ${have || 'none'})`);
   }
   return best;
 }

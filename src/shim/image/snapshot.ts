@@ -11,6 +11,10 @@
  * (the target is not empty) and its copy is thrown away. An interrupted
  * unpack leaves only a `.tmp-*` directory, removed by the next call once the
  * process that made it is gone.
+ *
+ * A container's files: containers/<cid>/{init,upper,work,rootfs} and
+ * snapshot.json (overlay or copy, and the lowers: unmount, a second mount and
+ * diff need them). `init` is Docker's init layer (see makeInitLayer).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -115,6 +119,68 @@ interface RootfsRecord {
   kind: RootfsKind;
   /** snapshot directories, topmost first */
   lowers: string[];
+  /** the container's init layer (above the snapshots) */
+  init?: string;
+}
+
+/** What the rootfs is made of, topmost first: the init layer, then the image's snapshots. */
+function layersOf(rec: RootfsRecord): string[] {
+  return rec.init ? [rec.init, ...rec.lowers] : rec.lowers;
+}
+
+/**
+ * Docker's init layer: the mount points every container gets (/proc, /sys,
+ * /dev, the network files, /etc/mtab), made where the image lacks them in a
+ * small layer of the container's own between the image and the upper — so
+ * the runtime never creates them in the upper and `diff` does not list them.
+ * Directories it needs as parents copy the attributes of the image's (the
+ * topmost layer's directory is what the container sees); anything the image
+ * has as a symlink or non-directory on the way is left alone.
+ */
+const INIT_DIRS = ['proc', 'sys', 'dev'];
+const INIT_FILES = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf'];
+const INIT_LINKS: [string, string][] = [['etc/mtab', '/proc/mounts']];
+/** Every path the init layer may add (for tests and tools comparing trees). */
+export const INIT_PATHS = [...INIT_DIRS, 'etc', ...INIT_FILES, ...INIT_LINKS.map(([l]) => l)];
+
+function makeInitLayer(dir: string, lowers: string[]): string {
+  const init = path.join(dir, 'init');
+  fs.rmSync(init, { recursive: true, force: true });
+  fs.mkdirSync(init, 0o755);
+  const copied: [string, fs.Stats][] = [];
+  /** Whether `rel` is a directory in the merged image + init (made in init as needed). */
+  const dirThere = (rel: string): boolean => {
+    if (rel === '') return true;
+    if (!dirThere(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel))) return false;
+    const target = path.join(init, rel);
+    if (lstatOrNull(target)?.isDirectory()) return true;
+    const st = lowerEntry(lowers, rel);
+    if (st && !st.isDirectory()) return false;
+    fs.mkdirSync(target, 0o755);
+    if (st) {
+      copyMeta(path.join(lowersShowing(lowers, rel)[0], rel), target, st);
+      copied.push([target, st]);
+    }
+    return true;
+  };
+  const make = (rel: string, create: (p: string) => void): void => {
+    if (lowerEntry(lowers, rel) !== null || lstatOrNull(path.join(init, rel)) !== null) return;
+    const parent = path.posix.dirname(rel);
+    if (!dirThere(parent === '.' ? '' : parent)) return;
+    create(path.join(init, rel));
+  };
+  for (const d of INIT_DIRS) make(d, (p) => fs.mkdirSync(p, 0o755));
+  for (const f of INIT_FILES) make(f, (p) => fs.writeFileSync(p, '', { mode: 0o644, flag: 'wx' }));
+  for (const [l, target] of INIT_LINKS) make(l, (p) => fs.symlinkSync(target, p));
+  // The root and the parents stand for the image's: its attributes, and its
+  // times once nothing more is made in them.
+  if (lowers.length) {
+    const st = fs.lstatSync(lowers[0]);
+    copyMeta(lowers[0], init, st, false);
+    copied.push([init, st]);
+  }
+  for (const [p, st] of copied) fs.lutimesSync(p, st.atime, st.mtime);
+  return init;
 }
 
 function containerDir(root: string, cid: string): string {
@@ -127,13 +193,14 @@ function recordFile(root: string, cid: string): string {
   return path.join(containerDir(root, cid), 'snapshot.json');
 }
 
+/** mount/umount: bounded, so a hung filesystem gives an error rather than a hung tsctl. */
 function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000, killSignal: 'SIGKILL' });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr: stderr.trim() }));
+    child.on('close', (code, signal) => resolve({ code, stderr: stderr.trim() || (signal ? `${cmd} killed (${signal}) after 60 s` : '') }));
   });
 }
 
@@ -215,27 +282,31 @@ export async function mountContainerRootfs(root: string, cid: string, lowers: st
   if (existing?.kind === 'copy') return { rootfs, kind: 'copy' };
   if (existing?.kind === 'overlay') {
     if (isMountPoint(rootfs)) return { rootfs, kind: 'overlay' };
-    const r = await mountOverlay(root, dir, existing.lowers);
+    const r = await mountOverlay(root, dir, layersOf(existing));
     if (r !== rootfs) throw new UserError(`container ${cid}: overlay mount failed: ${r}`);
     return { rootfs, kind: 'overlay' };
   }
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const rec: RootfsRecord = { kind: 'copy', lowers, init: makeInitLayer(dir, lowers) };
   let kind: RootfsKind = 'copy';
   if (forced !== 'copy') {
-    const r = await mountOverlay(root, dir, lowers);
+    const r = await mountOverlay(root, dir, layersOf(rec));
     if (r === rootfs) kind = 'overlay';
     else {
       for (const d of ['upper', 'work', 'empty']) fs.rmSync(path.join(dir, d), { recursive: true, force: true });
-      if (forced === 'overlay' || !overlayUnavailable(r)) throw new UserError(`container ${cid}: overlay mount failed: ${r}`);
+      if (forced === 'overlay' || !overlayUnavailable(r)) {
+        for (const d of [rec.init!, rootfs]) fs.rmSync(d, { recursive: true, force: true });
+        throw new UserError(`container ${cid}: overlay mount failed: ${r}`);
+      }
     }
   }
   try {
     if (kind === 'copy') {
       fs.rmSync(rootfs, { recursive: true, force: true });
       fs.mkdirSync(rootfs, 0o755);
-      flatten(rootfs, lowers.slice().reverse());
+      flatten(rootfs, layersOf(rec).reverse());
     }
-    const rec: RootfsRecord = { kind, lowers };
+    rec.kind = kind;
     fs.writeFileSync(recordFile(root, cid), `${JSON.stringify(rec)}\n`);
   } catch (e) {
     await removeContainerRootfs(root, cid);
@@ -248,7 +319,7 @@ export async function mountContainerRootfs(root: string, cid: string, lowers: st
 export async function removeContainerRootfs(root: string, cid: string): Promise<void> {
   await unmountContainerRootfs(root, cid);
   const dir = containerDir(root, cid);
-  for (const d of ['rootfs', 'upper', 'work', 'empty', 'snapshot.json']) fs.rmSync(path.join(dir, d), { recursive: true, force: true });
+  for (const d of ['rootfs', 'upper', 'work', 'empty', 'init', 'snapshot.json']) fs.rmSync(path.join(dir, d), { recursive: true, force: true });
 }
 
 /** Failures that mean "this machine has no usable overlayfs" (fall back to copying) rather than a bug. */
@@ -351,6 +422,7 @@ function lowerEntry(lowers: string[], rel: string): fs.Stats | null {
 /** The container's changes against its image, like `docker diff`: sorted by path. */
 export function diffContainer(root: string, cid: string): Change[] {
   const rec = readRecord(root, cid);
+  const lowers = layersOf(rec);
   const dir = containerDir(root, cid);
   const changes: Change[] = [];
   if (rec.kind === 'overlay') {
@@ -359,7 +431,7 @@ export function diffContainer(root: string, cid: string): Change[] {
       for (const name of fs.readdirSync(path.join(upper, rel)).sort()) {
         const r = rel ? `${rel}/${name}` : name;
         const st = fs.lstatSync(path.join(upper, r));
-        const lower = lowerEntry(rec.lowers, r);
+        const lower = lowerEntry(lowers, r);
         if (isWhiteout(st)) {
           if (lower) changes.push({ kind: 'D', path: `/${r}` });
           continue;
@@ -368,7 +440,7 @@ export function diffContainer(root: string, cid: string): Change[] {
         if (st.isDirectory()) {
           if (lower?.isDirectory() && isOpaque(path.join(upper, r))) {
             // An opaque directory in the upper: whatever the lowers had there and it lacks is deleted.
-            for (const gone of mergedNames(rec.lowers, r)) {
+            for (const gone of mergedNames(lowers, r)) {
               if (!lstatOrNull(path.join(upper, r, gone))) changes.push({ kind: 'D', path: `/${r}/${gone}` });
             }
           }
@@ -385,12 +457,12 @@ export function diffContainer(root: string, cid: string): Change[] {
       for (const name of [...here].sort()) {
         const r = rel ? `${rel}/${name}` : name;
         const st = fs.lstatSync(path.join(rootfs, r));
-        const lower = lowerEntry(rec.lowers, r);
+        const lower = lowerEntry(lowers, r);
         if (!lower) changes.push({ kind: 'A', path: `/${r}` });
-        else if (!sameEntry(st, lower, path.join(rootfs, r), rec.lowers, r)) changes.push({ kind: 'C', path: `/${r}` });
+        else if (!sameEntry(st, lower, path.join(rootfs, r), lowers, r)) changes.push({ kind: 'C', path: `/${r}` });
         if (st.isDirectory()) walk(r);
       }
-      for (const gone of mergedNames(rec.lowers, rel)) if (!here.has(gone)) changes.push({ kind: 'D', path: `/${rel ? `${rel}/` : ''}${gone}` });
+      for (const gone of mergedNames(lowers, rel)) if (!here.has(gone)) changes.push({ kind: 'D', path: `/${rel ? `${rel}/` : ''}${gone}` });
     };
     walk('');
   }
@@ -409,9 +481,11 @@ export function diffContainer(root: string, cid: string): Change[] {
 
 function sameEntry(st: fs.Stats, lower: fs.Stats, file: string, lowers: string[], rel: string): boolean {
   if ((st.mode & 0o177777) !== (lower.mode & 0o177777) || st.uid !== lower.uid || st.gid !== lower.gid) return false;
-  if (st.isDirectory()) return st.mtimeMs === lower.mtimeMs;
+  // Copies carry times to the millisecond (utimes through a Date): compare at that precision.
+  const sameTime = Math.abs(st.mtimeMs - lower.mtimeMs) < 1;
+  if (st.isDirectory()) return sameTime;
   if (st.isSymbolicLink()) return fs.readlinkSync(file) === readlinkLower(lowers, rel);
-  return st.size === lower.size && st.mtimeMs === lower.mtimeMs && st.rdev === lower.rdev;
+  return st.size === lower.size && sameTime && st.rdev === lower.rdev;
 }
 
 function readlinkLower(lowers: string[], rel: string): string | null {

@@ -32,8 +32,11 @@ export interface Expect {
   size?: number;
 }
 
-/** A record in the index; `removed` ones were force-removed while a container used them. */
-export type StoredImage = ImageRecord & { removed?: boolean };
+/**
+ * A record in the index; `removed` ones were force-removed while a container
+ * used them. `unpackedSize`: bytes of the unpacked layers (what docker shows as SIZE).
+ */
+export type StoredImage = ImageRecord & { removed?: boolean; unpackedSize?: number };
 
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -325,11 +328,16 @@ export class ImageStore {
    * (a tag names one image), names and repo digests are merged with what it
    * had. Returns the stored record.
    */
-  addImage(record: ImageRecord): Promise<StoredImage> {
+  addImage(record: StoredImage): Promise<StoredImage> {
     return this.update((records) => {
       for (const other of records) {
         if (other.id === record.id) continue;
-        other.names = other.names.filter((n) => !record.names.includes(n));
+        const lost = other.names.filter((n) => record.names.includes(n));
+        if (lost.length === 0) continue;
+        other.names = other.names.filter((n) => !lost.includes(n));
+        // replaced in that repository: its digest there is stale too (it becomes <none>, prunable)
+        const repos = new Set(lost.map((n) => repository(parseReference(n))));
+        other.repoDigests = other.repoDigests.filter((d) => !repos.has(repository(parseReference(d))));
       }
       let rec = records.find((r) => r.id === record.id);
       if (rec) {
@@ -339,6 +347,7 @@ export class ImageStore {
         rec.manifestMediaType = record.manifestMediaType;
         rec.layers = record.layers;
         rec.size = record.size;
+        if (record.unpackedSize !== undefined) rec.unpackedSize = record.unpackedSize;
         delete rec.removed;
       } else {
         rec = { ...record };
@@ -453,7 +462,8 @@ export class ImageStore {
     const before = this.diskUsage();
     const deleted = await this.update((records) => {
       const used = new Set(this.containers().map((c) => c.imageId));
-      const gone = records.filter((r) => r.names.length === 0 && !used.has(r.id));
+      // dangling: no name and no repo digest (an image pulled by digest is neither)
+      const gone = records.filter((r) => r.names.length === 0 && r.repoDigests.length === 0 && !used.has(r.id));
       for (const r of gone) records.splice(records.indexOf(r), 1);
       return gone.filter((r) => !r.removed).map((r) => r.id);
     });

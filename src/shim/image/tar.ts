@@ -124,6 +124,13 @@ class ByteReader {
     }
   }
 
+  /** Stops the source early (a failed unpack): a file stream under it is closed now, not at GC. */
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.it.return?.();
+  }
+
   /** Consumes everything left (so a hash of the stream sees all of it). */
   async drain(): Promise<void> {
     this.chunks = [];
@@ -135,9 +142,26 @@ class ByteReader {
   }
 }
 
-function cstring(b: Buffer, start: number, len: number): string {
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A file or link name. Node's fs takes names as UTF-8 strings, so a name
+ * that is not valid UTF-8 would be created under another name: refused
+ * instead, naming it as well as it can be printed.
+ */
+function utf8Name(b: Buffer, what: string): string {
+  try {
+    return UTF8.decode(b);
+  } catch {
+    throw new TarError(`${what} is not valid UTF-8 (such names are not supported)`, b.toString('utf8'));
+  }
+}
+
+/** A NUL-terminated field; names (what is given) are checked to be UTF-8. */
+function cstring(b: Buffer, start: number, len: number, name?: string): string {
   const end = b.indexOf(0, start);
-  return b.toString('utf8', start, end < 0 || end > start + len ? start + len : end);
+  const bytes = b.subarray(start, end < 0 || end > start + len ? start + len : end);
+  return name ? utf8Name(bytes, name) : bytes.toString('utf8');
 }
 
 /** An octal field (space/NUL padded), or GNU base-256 when the high bit of the first byte is set. */
@@ -212,10 +236,10 @@ function parsePax(data: Buffer, into: PaxOverrides, name: string): void {
     off = end;
     switch (key) {
       case 'path':
-        into.path = value.toString('utf8');
+        into.path = utf8Name(value, 'the PAX path');
         break;
       case 'linkpath':
-        into.linkpath = value.toString('utf8');
+        into.linkpath = utf8Name(value, 'the PAX linkpath');
         break;
       case 'size':
         into.size = paxNumber(value, key, name);
@@ -272,6 +296,14 @@ const MAX_META = 1 << 20;
  */
 export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarEntry> {
   const r = new ByteReader(source);
+  try {
+    yield* entries(r);
+  } finally {
+    await r.close();
+  }
+}
+
+async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
   const global: PaxOverrides = { xattrs: new Map() };
   let pax: PaxOverrides = { xattrs: new Map() };
   let longName: string | undefined;
@@ -290,10 +322,10 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
     if (!checksumOk(h)) throw new TarError(`invalid header checksum after ${last}`);
 
     const magic = h.toString('latin1', 257, 263);
-    let name = cstring(h, 0, 100);
+    let name = cstring(h, 0, 100, 'the name');
     // POSIX ustar has a prefix; old GNU ("ustar  \0") uses those bytes for other things.
     if (magic === 'ustar\0') {
-      const prefix = cstring(h, 345, 155);
+      const prefix = cstring(h, 345, 155, 'the name');
       if (prefix) name = `${prefix}/${name}`;
     }
     const flag = String.fromCharCode(h[156]);
@@ -307,7 +339,7 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       if (flag === 'x') parsePax(data, pax, name);
       else if (flag === 'g') parsePax(data, global, name);
       else {
-        const s = cstring(data, 0, data.length);
+        const s = cstring(data, 0, data.length, flag === 'L' ? 'the long name' : 'the long link target');
         if (flag === 'L') longName = s;
         else longLink = s;
       }
@@ -331,7 +363,7 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       size: pax.size ?? size,
       mtime: pax.mtime ?? global.mtime ?? numeric(h, 136, 12, 'mtime', finalName),
       atime: pax.atime ?? global.atime,
-      linkpath: pax.linkpath ?? longLink ?? cstring(h, 157, 100),
+      linkpath: pax.linkpath ?? longLink ?? cstring(h, 157, 100, 'the link target'),
       devmajor: type === 'char' || type === 'block' ? numeric(h, 329, 8, 'devmajor', finalName) : 0,
       devminor: type === 'char' || type === 'block' ? numeric(h, 337, 8, 'devminor', finalName) : 0,
       xattrs: new Map([...global.xattrs, ...pax.xattrs]),

@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream';
 import zlib from 'node:zlib';
 import { UserError, errnoMessage } from '../../errors.js';
 import { makedev, native } from '../../native.js';
@@ -68,9 +69,9 @@ export function openLayer(file: string): AsyncIterable<Buffer> {
   }
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
-    const gunzip = zlib.createGunzip({ chunkSize: 256 << 10 });
-    raw.on('error', (e) => gunzip.destroy(e));
-    return raw.pipe(gunzip);
+    // pipeline: an error on either side, or the reader stopping early,
+    // destroys both (the file is closed at once, not at GC).
+    return pipeline(raw, zlib.createGunzip({ chunkSize: 256 << 10 }), () => {});
   }
   if (n === 4 && head.readUInt32LE(0) === 0xfd2fb528) {
     raw.destroy();

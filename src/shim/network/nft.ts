@@ -3,10 +3,14 @@
  * script text (pure functions, unit-tested), and applying/removing them.
  *
  * Why kernel NAT and not a userspace proxy: bench/portfwd.sh measures both
- * against a direct connection (bench/results/portfwd.json); DNAT forwards
- * at the direct path's throughput with no process per container, where a
- * proxy copies every byte through userspace (and would have to live in the
- * monitor, against its memory budget).
+ * against a direct connection (bench/results/portfwd.json): DNAT forwards
+ * at the direct path's throughput (per-round ratios 105-114% in two runs on
+ * a machine loaded 7-9, where single medians swing by ±20%) and adds 6-13%
+ * to a connection's setup; the best proxy (splice) 79-84% at 3.3-3.8x the
+ * per-connection latency, Node's pipe 64-67%, socat 32-42%.
+ * And DNAT needs no process per container, where a proxy would live in the
+ * monitor, against its memory budget, and show clients the proxy's address
+ * instead of theirs.
  *
  * The table is ours alone: the base chains dispatch every packet addressed
  * to one of the host's own addresses (`fib daddr type local`, which covers

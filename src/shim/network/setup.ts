@@ -81,6 +81,8 @@ export interface NetworkRecord {
   hostVeth?: string;
   /** the container's nft chain, when it publishes ports */
   natChain?: string;
+  /** the container's network namespace as setup found it (nsfs device and inode), to tell a live record from a stale one */
+  netns?: { path: string; dev: number; ino: number };
   created: string;
 }
 
@@ -132,6 +134,27 @@ export function listNetworkRecords(root: string): NetworkRecord[] {
     .filter((n) => n.endsWith('.json'))
     .map((n) => readJson<NetworkRecord>(path.join(recordDir(root), n)))
     .filter((r): r is NetworkRecord => !!r);
+}
+
+function netnsIdentity(netnsPath: string): NetworkRecord['netns'] {
+  try {
+    const st = fs.statSync(netnsPath);
+    return { path: netnsPath, dev: st.dev, ino: st.ino };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A bridge record whose namespace is gone: its container died without a
+ * teardown (the monitor was killed, the host rebooted: records live on disk,
+ * links and rules do not). Its lease and host ports must not block others.
+ * /proc/<pid>/ns/net of a reused pid is another namespace: the inode differs.
+ */
+function isStale(r: NetworkRecord): boolean {
+  if (r.mode !== 'bridge' || !r.netns) return false;
+  const now = netnsIdentity(r.netns.path);
+  return !now || now.dev !== r.netns.dev || now.ino !== r.netns.ino;
 }
 
 function checkCid(cid: string): void {
@@ -217,9 +240,12 @@ export async function setupNetwork(opts: SetupOptions): Promise<NetworkRecord> {
   const bridge = DEFAULT_BRIDGE;
   return withLock(netDir(root), async () => {
     if (readNetworkRecord(root, cid)) await teardownLocked(root, cid); // a start after a crash
+    for (const r of listNetworkRecords(root)) if (r.cid !== cid && isStale(r)) await teardownLocked(root, r.cid);
     const others = listNetworkRecords(root).filter((r) => r.cid !== cid);
     const ports = await choosePorts(opts.ports, others.flatMap((r) => r.ports));
-    const record: NetworkRecord = { ...base, ports, bridge, hostVeth: hostVethName(cid) };
+    const netns = netnsIdentity(opts.netnsPath);
+    if (!netns) throw new UserError(`network: the container's network namespace ${opts.netnsPath} does not exist`);
+    const record: NetworkRecord = { ...base, ports, bridge, hostVeth: hostVethName(cid), netns };
     // The record is written before anything is made, so a failure (or a
     // crash) at any step below can be undone from it.
     writeJson(recordFile(root, cid), record);

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { dockerCredentials, isInsecureHost, parseChallenges, RegistryClient, selectManifest } from '../../../src/shim/image/registry.js';
+import { dockerCredentials, isInsecureHost, parseChallenges, parsePlatform, RegistryClient, selectManifest } from '../../../src/shim/image/registry.js';
 import { digestOf, ImageStore } from '../../../src/shim/image/store.js';
 import { MEDIA, type ImageIndex } from '../../../src/shim/image/types.js';
 
@@ -52,9 +52,8 @@ t.test('plain http only for loopback and named insecure registries', async (t) =
   for (const h of ['registry-1.docker.io', '10.0.0.1:5000', '128.0.0.1', 'localhost.example.com']) t.notOk(isInsecureHost(h), h);
   t.ok(isInsecureHost('reg.lan:5000', ['reg.lan:5000']));
   t.ok(isInsecureHost('reg.lan:5000', ['reg.lan']));
-  t.equal(new RegistryClient('quay.io', 'a/b').base, 'https://quay.io');
-  t.equal(new RegistryClient('docker.io', 'library/busybox').base, 'https://registry-1.docker.io');
-  t.equal(new RegistryClient('127.0.0.1:5000', 'a').base, 'http://127.0.0.1:5000');
+  t.equal(await new RegistryClient('quay.io', 'a/b').base(), 'https://quay.io');
+  t.equal(await new RegistryClient('docker.io', 'library/busybox').base(), 'https://registry-1.docker.io');
 });
 
 t.test('credentials from $DOCKER_CONFIG/config.json', async (t) => {
@@ -95,6 +94,9 @@ t.test('manifest list selection: linux/amd64', async (t) => {
   };
   t.equal(selectManifest(list).digest, d('4'), 'the plain amd64 entry');
   t.equal(selectManifest({ ...list, manifests: list.manifests.filter((m) => m.digest !== d('4')) }).digest, d('3'), 'else any amd64 variant');
+  t.equal(selectManifest(list, parsePlatform('linux/arm64')).digest, d('1'), '--platform linux/arm64');
+  t.equal(selectManifest(list, parsePlatform('linux/amd64/v3')).digest, d('3'), 'a variant asked for');
+  t.throws(() => parsePlatform('amd64'), { message: /invalid platform "amd64": want os\/arch/ });
   t.throws(() => selectManifest({ ...list, manifests: list.manifests.slice(0, 2) }), {
     message: 'no matching manifest for linux/amd64 in the manifest list entries (it has: linux/arm64/v8, windows/amd64)',
   });
@@ -245,4 +247,30 @@ t.test('blobs: a redirect drops credentials; corrupt and truncated blobs never e
     t.same(fs.readdirSync(s2.blobDir), [], `${repo}: no blob`);
     t.same(fs.readdirSync(s2.tmpDir).filter((n) => n !== 'leases'), [], `${repo}: no temp file`);
   }
+});
+
+t.test('loopback registries: https without certificate checks when spoken, else http (Docker\'s ping and fallback)', { skip: fs.existsSync('/usr/bin/openssl') ? false : 'needs openssl' }, async (t) => {
+  const https = await import('node:https');
+  const { execFileSync } = await import('node:child_process');
+  const key = path.join(tmp, 'key.pem');
+  const cert = path.join(tmp, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=tsctl-test'], { stdio: 'ignore' });
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
+    res.writeHead(200, { 'Content-Type': MEDIA.ociManifest }).end(req.url === '/v2/' ? '{}' : manifestBody);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  }));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const tls = new RegistryClient(host, 'x');
+  t.teardown(() => tls.close());
+  t.equal(await tls.base(), `https://${host}`, 'a TLS registry on loopback is spoken to over https');
+  t.equal((await tls.manifest('1')).digest, digestOf(manifestBody), 'its self-signed certificate is accepted (insecure registry)');
+  const plain = await serve(t, (req, res) => void res.writeHead(200).end(manifestBody));
+  const c = new RegistryClient(plain.host, 'x');
+  t.teardown(() => c.close());
+  t.equal(await c.base(), `http://${plain.host}`, 'a plain one over http');
+  t.equal((await c.manifest('1')).digest, digestOf(manifestBody));
 });

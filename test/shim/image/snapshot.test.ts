@@ -98,6 +98,14 @@ const EXPECTED: Record<string, string> = {
   lib: 'link -> usr/lib',
   opq: 'dir 750 0:0',
   'opq/new': 'file 644 1000:1000 new in the top layer',
+  // the init layer's mount points
+  dev: 'dir 755 0:0',
+  'etc/hostname': 'file 644 0:0 ',
+  'etc/hosts': 'file 644 0:0 ',
+  'etc/mtab': 'link -> /proc/mounts',
+  'etc/resolv.conf': 'file 644 0:0 ',
+  proc: 'dir 755 0:0',
+  sys: 'dir 755 0:0',
 };
 
 t.test('each layer is unpacked once, in overlay form, topmost first', { skip }, async (t) => {
@@ -130,6 +138,9 @@ for (const kind of ['overlay', 'copy'] as const) {
     t.equal(isMountPoint(r.rootfs), kind === 'overlay');
     t.same(tree(r.rootfs), EXPECTED);
     t.same(await mountContainerRootfs(root, 'c1', lowers), r, 'mounting again is a no-op');
+    t.same(diffContainer(root, 'c1'), [], 'a fresh container has no changes (the init layer is not one)');
+    const etc = fs.lstatSync(path.join(r.rootfs, 'etc'));
+    t.equal(etc.mtimeMs, fs.lstatSync(path.join(lowers[1], 'etc')).mtimeMs, 'the image\'s /etc keeps its time under the init layer');
 
     fs.writeFileSync(path.join(r.rootfs, 'etc', 'passwd'), 'changed\n');
     fs.writeFileSync(path.join(r.rootfs, 'added'), 'a');
@@ -196,17 +207,17 @@ t.test('images with many layers mount (overlay options stay under a page)', { sk
   t.ok(lowers.join(':').length > 4096, 'the plain lowerdir list would not fit');
   const r = await mountContainerRootfs(root, 'many', lowers);
   t.equal(r.kind, 'overlay');
-  const names = fs.readdirSync(r.rootfs);
+  const names = fs.readdirSync(r.rootfs).filter((x) => x.startsWith('layer'));
   t.equal(names.length, n - 1);
   t.notOk(names.includes('layer0'), 'the top layer\'s whiteout applies to the bottom one');
   t.equal(fs.readFileSync(path.join(r.rootfs, 'layer1'), 'utf8'), '1');
   const links = path.join(root, 'snapshots', 'l');
-  t.equal(fs.readdirSync(links).length, n, 'one short link per layer');
+  t.equal(fs.readdirSync(links).length, n + 1, 'one short link per layer (and the init layer)');
   // A snapshot gc removed: its link is swept, the snapshot made again when needed.
   await removeContainerRootfs(root, 'many');
   fs.rmSync(path.dirname(lowers[3]), { recursive: true });
   t.same(await ensureSnapshots(root, blobPath(root), recs), lowers);
-  t.equal(fs.readdirSync(links).length, n - 1, 'the dangling link is gone');
+  t.equal(fs.readdirSync(links).length, n - 1, 'the dangling links are gone');
 });
 
 t.test('diff: a directory removed and made again in the container is opaque in the upper', { skip }, async (t) => {
@@ -220,7 +231,11 @@ t.test('diff: a directory removed and made again in the container is opaque in t
   t.same(diffContainer(root, 'c2'), [
     { kind: 'C', path: '/etc' },
     { kind: 'A', path: '/etc/fresh' },
+    { kind: 'D', path: '/etc/hostname' },
+    { kind: 'D', path: '/etc/hosts' },
+    { kind: 'D', path: '/etc/mtab' },
     { kind: 'D', path: '/etc/passwd' },
+    { kind: 'D', path: '/etc/resolv.conf' },
   ]);
   await t.rejects(async () => diffContainer(root, 'nosuch'), /container nosuch: no root filesystem record/);
   await t.rejects(mountContainerRootfs(root, '../evil', lowers), /invalid container id/);
@@ -231,11 +246,37 @@ t.test('an image without layers gets an empty rootfs; a busy rootfs is still unm
   t.same(await ensureSnapshots(root, blobPath(root), []), []);
   const r = await mountContainerRootfs(root, 'empty', []);
   t.equal(r.kind, 'overlay');
-  t.same(fs.readdirSync(r.rootfs), []);
+  t.same(fs.readdirSync(r.rootfs).sort(), ['dev', 'etc', 'proc', 'sys'], 'only the init layer\'s mount points');
   fs.writeFileSync(path.join(r.rootfs, 'f'), 'x');
   const fd = fs.openSync(path.join(r.rootfs, 'f'), 'r');
   t.teardown(() => fs.closeSync(fd));
   await unmountContainerRootfs(root, 'empty');
   t.notOk(isMountPoint(r.rootfs), 'detached although a file is open in it');
   t.same(diffContainer(root, 'empty'), [{ kind: 'A', path: '/f' }]);
+});
+
+t.test('where overlay is unavailable the rootfs is copied; other mount failures are errors', { skip }, async (t) => {
+  const root = store(t);
+  const lowers = await ensureSnapshots(root, blobPath(root), layers(root, [BASE, TOP]));
+  // A `mount` that fails as it does on a kernel without overlayfs, or with another error.
+  const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-fakemount-'));
+  t.teardown(() => fs.rmSync(fake, { recursive: true, force: true }));
+  const savedPath = process.env.PATH;
+  t.teardown(() => void (process.env.PATH = savedPath));
+  process.env.PATH = `${fake}:${savedPath}`;
+  const fakeMount = (msg: string) => fs.writeFileSync(path.join(fake, 'mount'), `#!/bin/sh\necho "${msg}" >&2\nexit 32\n`, { mode: 0o755 });
+
+  fakeMount("mount: /x: unknown filesystem type 'overlay'.");
+  const r = await mountContainerRootfs(root, 'nooverlay', lowers);
+  t.equal(r.kind, 'copy', 'copied');
+  t.same(tree(r.rootfs), EXPECTED);
+  t.notOk(fs.existsSync(path.join(root, 'containers', 'nooverlay', 'upper')), 'no upper dir left from the attempt');
+
+  fakeMount('mount: /x: special device overlay does not exist.');
+  await t.rejects(mountContainerRootfs(root, 'broken', lowers), /container broken: overlay mount failed: mount: \/x: special device overlay does not exist/);
+  t.same(fs.readdirSync(path.join(root, 'containers', 'broken')), [], 'nothing left behind');
+
+  process.env.TSCTL_SNAPSHOTTER = 'zfs';
+  t.teardown(() => void delete process.env.TSCTL_SNAPSHOTTER);
+  await t.rejects(mountContainerRootfs(root, 'c3', lowers), /TSCTL_SNAPSHOTTER: unknown snapshotter "zfs" \(overlay or copy\)/);
 });

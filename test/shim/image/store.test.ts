@@ -164,3 +164,13 @@ t.test('prune removes dangling images only', async (t) => {
   t.equal(r.bytes, 1);
   t.same(s.list().map((x) => x.id), [b]);
 });
+
+t.test('a name moving to a newer image takes that repository\'s digest from the old one', async (t) => {
+  const s = freshStore();
+  const oldRec = { ...record(10, ['docker.io/library/app:latest']), repoDigests: [`docker.io/library/app@sha256:${hex('1')}`, `quay.io/x/app@sha256:${hex('2')}`] };
+  await s.addImage(oldRec);
+  await s.addImage({ ...record(11, ['docker.io/library/app:latest']), repoDigests: [`docker.io/library/app@sha256:${hex('3')}`] });
+  const old = s.get(oldRec.id)!;
+  t.same(old.names, [], 'the old image lost the name');
+  t.same(old.repoDigests, [`quay.io/x/app@sha256:${hex('2')}`], 'and its digest in that repository, not others');
+});

@@ -172,6 +172,12 @@ t.test('refused: bad checksum, truncation, sparse and unknown types, bad numbers
   const badPax = tar([{ path: 'p', data: '', pax: { path: 'x' } }]);
   badPax.write('99', 512, 'latin1');
   await t.rejects(read(badPax), /malformed PAX record/);
+  // A name that is not UTF-8 (latin1 "é") would be created under another name.
+  const latin1 = tar([{ path: 'caf_', data: '' }]);
+  latin1[3] = 0xe9;
+  fixChecksum(latin1.subarray(0, 512));
+  await t.rejects(read(latin1), /the name is not valid UTF-8/);
+  await t.rejects(read(tar([{ path: 'x', data: '', pax: { path: Buffer.from([0x61, 0xff]) } }])), /the PAX path is not valid UTF-8/);
   const badMode = tar([{ path: 'f', data: '' }]);
   badMode.write('0009', 100, 'latin1');
   fixChecksum(badMode.subarray(0, 512));

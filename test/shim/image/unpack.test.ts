@@ -149,6 +149,23 @@ t.test('gzip and plain blobs; zstd refused; the diff_id is checked', { skip }, a
   await t.rejects(unpackLayer(path.join(base, 'plain'), path.join(base, 'o'), { diffId: sha256(Buffer.from('x')) }), /diff_id/);
 });
 
+t.test('a refused layer closes its blob at once (no descriptor left for GC)', { skip }, async (t) => {
+  const base = tmp(t);
+  const raw = tar([{ path: '../evil', data: 'x' }, { path: 'big', data: randomBytes(4 << 20) }]);
+  fs.writeFileSync(path.join(base, 'blob.gz'), zlib.gzipSync(raw));
+  fs.mkdirSync(path.join(base, 'o'));
+  const open = () => fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`) === path.join(base, 'blob.gz');
+    } catch {
+      return false;
+    }
+  }).length;
+  await t.rejects(unpackLayer(path.join(base, 'blob.gz'), path.join(base, 'o')), /path leaves the layer/);
+  for (let i = 0; i < 100 && open() > 0; i++) await new Promise((r) => setImmediate(r));
+  t.equal(open(), 0, 'the blob is closed');
+});
+
 t.test('absolute paths and ./ prefixes stay inside the layer', { skip }, async (t) => {
   const { layer } = dirs(t);
   await unpack([{ path: '/etc/abs', data: 'a' }, { path: './rel/./x', data: 'b' }, { path: '//double//slash', data: 'c' }], layer);

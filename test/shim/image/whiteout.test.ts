@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { native } from '../../../src/native.js';
-import { flatten, mountContainerRootfs, unmountContainerRootfs } from '../../../src/shim/image/snapshot.js';
+import { INIT_PATHS, flatten, mountContainerRootfs, unmountContainerRootfs } from '../../../src/shim/image/snapshot.js';
 import { OPAQUE_XATTR, unpackTar } from '../../../src/shim/image/unpack.js';
 import { type WEntry, chunks, tar } from './tar-writer.js';
 
@@ -58,7 +58,9 @@ async function merged(t: Test, root: string, lowers: string[]): Promise<string[]
   const { rootfs, kind } = await mountContainerRootfs(root, 'c', lowers);
   t.equal(kind, 'overlay');
   const a = listing(flat);
-  t.same(listing(rootfs), a, 'the overlay mount shows the flattened tree');
+  // The container's init layer adds its mount points where the image has none.
+  const isInit = (e: string) => INIT_PATHS.includes(e.replace(/(\/|=.*|->.*)$/, ''));
+  t.same(listing(rootfs).filter((e) => !isInit(e) || a.includes(e)), a, 'the overlay mount shows the flattened tree');
   await unmountContainerRootfs(root, 'c');
   return a;
 }

@@ -3,6 +3,7 @@ import t from 'tap';
 import { UserError } from '../../../src/errors.js';
 import { formatPort, parsePublish, publishAll } from '../../../src/shim/network/publish.js';
 import { portsConflict } from '../../../src/shim/network/publish.js';
+import { parseNetworkMode } from '../../../src/shim/network/index.js';
 
 t.test('the forms Docker accepts', async (t) => {
   t.same(parsePublish('8080:80'), [{ hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80, proto: 'tcp' }]);
@@ -74,4 +75,12 @@ t.test('conflicts: same proto and port, overlapping addresses', async (t) => {
   t.notOk(portsConflict(p('0.0.0.0', 80), p('0.0.0.0', 80, 'udp')));
   t.notOk(portsConflict(p('0.0.0.0', 80), p('0.0.0.0', 81)));
   t.notOk(portsConflict(p('0.0.0.0', 0), p('0.0.0.0', 0)), 'unchosen ports do not conflict');
+});
+
+t.test('--network: bridge (also "default"), host, none; anything else not found', async (t) => {
+  t.equal(parseNetworkMode(undefined), 'bridge');
+  t.equal(parseNetworkMode('default'), 'bridge');
+  t.equal(parseNetworkMode('host'), 'host');
+  t.equal(parseNetworkMode('none'), 'none');
+  t.throws(() => parseNetworkMode('mynet'), { message: 'network mynet not found' });
 });
