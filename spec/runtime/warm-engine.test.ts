@@ -200,3 +200,25 @@ done; echo refused > /tmp/attack.result`;
   t.equal(sha(), before, 'the launcher binary is unchanged (sha256)');
   t.equal((await tsrun(['delete', '--force', id])).code, 0, 'delete --force');
 });
+
+t.test('launcher and engine of different builds do not talk: the command runs cold', { skip }, async (t) => {
+  // A launcher whose dist/ carries another build id (the footer scripts/bundle.mjs writes).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-warm-build-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.copyFileSync(path.join(REPO_ROOT, 'bin', 'tsrun'), path.join(dir, 'bin', 'tsrun'));
+  fs.chmodSync(path.join(dir, 'bin', 'tsrun'), 0o755);
+  fs.cpSync(path.join(REPO_ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+  fs.symlinkSync(path.join(REPO_ROOT, 'build'), path.join(dir, 'build'));
+  const main = path.join(dir, 'dist', 'tsrun-main.js');
+  const text = fs.readFileSync(main, 'utf8');
+  fs.writeFileSync(main, text.replace(/\/\/# tsrun-build \S+\s*$/, '//# tsrun-build 0000000000000000\n'));
+  const before = await startEngine(t);
+  const other = await exec(path.join(dir, 'bin', 'tsrun'), ['--root', rootFor('tsrun'), 'list', '-q']);
+  t.equal(other.code, 0, `the other build's list works (${other.stderr.trim()})`);
+  t.equal(other.stdout, '', 'with the same (empty) answer');
+  const ours = await tsrun(['list', '-q']);
+  t.equal(ours.code, 0, 'our own build is served');
+  const after = await status();
+  t.equal(after!.served - before.served, 1, 'the engine served only its own build (the other ran cold)');
+});
