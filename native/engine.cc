@@ -3,8 +3,10 @@
 // these few calls do it (src/engine/wire.ts types them).
 #include <napi.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -219,6 +221,26 @@ Napi::Value Dup2(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// closeInherited(): closes every descriptor >= 3 without FD_CLOEXEC. Node
+// and libuv open all of theirs close-on-exec, so these came from whoever
+// started the engine (a test runner's pipe, say), which a daemon must not
+// hold open for the rest of its life.
+Napi::Value CloseInherited(const Napi::CallbackInfo& info) {
+  std::vector<int> fds;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (struct dirent* e = readdir(d)) {
+      int fd = atoi(e->d_name);
+      if (fd >= 3 && fd != dirfd(d)) fds.push_back(fd);
+    }
+    closedir(d);
+  }
+  for (int fd : fds) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0 && !(fl & FD_CLOEXEC)) close(fd);
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 Napi::Object EngineExports(Napi::Env env) {
@@ -229,6 +251,7 @@ Napi::Object EngineExports(Napi::Env env) {
   o.Set("send", Napi::Function::New(env, Send));
   o.Set("recv", Napi::Function::New(env, Recv));
   o.Set("dup2", Napi::Function::New(env, Dup2));
+  o.Set("closeInherited", Napi::Function::New(env, CloseInherited));
   o.Set("protoVersion", Napi::Number::New(env, ENGINE_PROTO_VERSION));
   return o;
 }

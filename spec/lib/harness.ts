@@ -35,6 +35,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Linux, Mount, Namespace, Process, Root, Spec } from '../../src/oci/types.js';
+import { ENGINE_SOCKET_DIR, rootKey } from '../../src/engine/protocol.js';
 
 /** The part of tap's Test this library uses (tap's own Test object fits). */
 export interface TestLike {
@@ -267,8 +268,19 @@ export function ensureEngine(root: string): void {
   if (r.status !== 0) throw new Error(`[harness] engine start for ${abs} failed: ${r.stderr || r.error}`);
 }
 
+/** Stops them; one too busy to answer (a hook still running, say) is killed: we started it. */
 function stopEngines(): void {
-  for (const root of engines) spawnSync(tsrunBinary(), ['--root', root, 'engine', 'stop'], { stdio: 'ignore', timeout: 5000, env: childEnv() });
+  for (const root of engines) {
+    const r = spawnSync(tsrunBinary(), ['--root', root, 'engine', 'stop'], { stdio: 'ignore', timeout: 5000, env: childEnv() });
+    if (r.status === 0) continue;
+    try {
+      const pid = Number(fs.readFileSync(path.join(ENGINE_SOCKET_DIR, `${rootKey(root)}.pid`), 'utf8'));
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+      for (const ext of ['sock', 'pid']) fs.rmSync(path.join(ENGINE_SOCKET_DIR, `${rootKey(root)}.${ext}`), { force: true });
+    } catch {
+      /* already gone */
+    }
+  }
   engines.clear();
 }
 

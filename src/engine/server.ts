@@ -127,6 +127,7 @@ export async function serve(o: ServeOptions): Promise<number> {
   // and stderr are made now, on /dev/null, so Node picks its synchronous
   // file writer (fs.writeSync on fd 1/2), which follows each dup2; made on a
   // caller's pipe it would set O_NONBLOCK on the caller's pipe and keep it.
+  eng.closeInherited();
   const devnull = fs.openSync('/dev/null', 'r+');
   for (const fd of [0, 1, 2]) eng.dup2(devnull, fd);
   void process.stdout;

@@ -22,6 +22,8 @@ export interface EngineAddon {
   /** one message; null on EOF; throws on timeout */
   recv(fd: number, timeoutMs: number): WireMsg | null;
   dup2(from: number, to: number): void;
+  /** closes every fd >= 3 that is not close-on-exec: inherited, not Node's */
+  closeInherited(): void;
   protoVersion: number;
 }
 
