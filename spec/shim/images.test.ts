@@ -228,8 +228,11 @@ t.test('a manifest list: the linux/amd64 image is chosen', { skip }, async (t) =
 
   // the same as Docker's own formats: a schema2 manifest list of schema2 manifests
   await pushImage({ layout: arm.layout, tag: 'multi' }, reg, 'test/multi-v2s2:1', { all: true, format: 'v2s2' });
-  const listRaw = await exec('curl', ['-s', '-H', 'Accept: application/vnd.docker.distribution.manifest.list.v2+json', `http://${reg.host}/v2/test/multi-v2s2/manifests/1`]);
-  t.match(listRaw.stdout, /"mediaType":\s*"application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json"/, 'the registry holds a docker manifest list');
+  const listRaw = await fetch(`http://${reg.host}/v2/test/multi-v2s2/manifests/1`, {
+    headers: { Accept: 'application/vnd.docker.distribution.manifest.list.v2+json' },
+    signal: AbortSignal.timeout(10_000),
+  });
+  t.match(await listRaw.text(), /"mediaType":\s*"application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json"/, 'the registry holds a docker manifest list');
   const s3 = makeStore(t);
   const v2 = await s3.tsctl(['pull', `${reg.host}/test/multi-v2s2:1`]);
   t.equal(v2.code, 0, `pull of a docker manifest list: ${v2.stderr}`);
