@@ -72,7 +72,8 @@ export function indexTar(file: string): Map<string, Member> {
     let longName: string | undefined;
     let longLink: string | undefined;
     let pax: Record<string, string> = {};
-    for (let n = 0; off + 512 <= total; n++) {
+    for (let n = 0; off < total; n++) {
+      if (off + 512 > total) throw new UserError(`${file}: truncated tar archive (a header cut short at offset ${off})`);
       if (n > 1_000_000) throw new UserError(`${file}: more than a million tar members`);
       fs.readSync(fd, h, 0, 512, off);
       if (h.every((b) => b === 0)) break;
