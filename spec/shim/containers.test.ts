@@ -196,6 +196,15 @@ t.test('containers', { skip }, async (t) => {
     await idOf('tty');
     execFileSync('tmux', ['send-keys', '-t', name, 'tty; stty size', 'Enter']);
     t.ok(await waitFor(/^\/dev\/pts\/0\n30 100$/m), 'on a pty, the terminal size');
+    // exec -it into it from a second terminal, while the first one's shell runs
+    const name2 = `${name}-exec`;
+    execFileSync('tmux', ['new-session', '-d', '-s', name2, '-x', '80', '-y', '20', `${cmd.replace(/ run -it .*$/, ' exec -it tty sh')}; echo EXEC=$?; sleep 60`]);
+    t.teardown(() => spawnSync('tmux', ['kill-session', '-t', name2]));
+    const screen2 = () => execFileSync('tmux', ['capture-pane', '-p', '-t', name2], { encoding: 'utf8' });
+    for (let i = 0; i < 100 && !/^\/ #/m.test(screen2()); i++) await sleep(100);
+    execFileSync('tmux', ['send-keys', '-t', name2, 'stty size; exit 4', 'Enter']);
+    for (let i = 0; i < 100 && !/^EXEC=4$/m.test(screen2()); i++) await sleep(100);
+    t.match(screen2(), /^20 80\n(.*\n)*EXEC=4$/m, 'exec -it: its own pty and size, its status');
     execFileSync('tmux', ['resize-window', '-t', name, '-x', '120', '-y', '40']);
     await sleep(300);
     execFileSync('tmux', ['send-keys', '-t', name, 'stty size; exit 7', 'Enter']);
