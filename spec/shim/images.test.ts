@@ -252,6 +252,12 @@ t.test('a manifest list: the linux/amd64 image is chosen', { skip }, async (t) =
   const none = await s.tsctl(['pull', `${reg.host}/test/armonly:1`]);
   t.equal(none.code, 1);
   t.match(none.stderr, /tsctl: no matching manifest for linux\/amd64 in the manifest list entries \(it has: linux\/arm64\)/, 'names what it has');
+
+  // the whole layout loads: two images, the index resolved to amd64, the arm-only index skipped
+  const s4 = makeStore(t);
+  const ld = await s4.tsctl(['load', '-i', arm.layout]);
+  t.equal(ld.code, 0, `load of a multi-platform layout: ${ld.stderr}`);
+  t.same(records(s4).map((r) => r.id).sort(), [layoutImage(arm.layout, 'arm').config, layoutImage(arm.layout, 'amd').config].sort(), 'each image once');
 });
 
 t.test('load: docker-archive, OCI archive, OCI layout; save → load', { skip }, async (t) => {
