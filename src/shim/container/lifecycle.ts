@@ -141,11 +141,23 @@ async function startLocked(g: ShimGlobals, rec: ContainerRecord, opts: StartOpti
  * having been done already.
  */
 export async function cleanupContainer(g: ShimGlobals, id: string, opts: { keep?: boolean } = {}): Promise<void> {
-  const r = runtime(g, ['delete', '--force', id]);
-  if (r.code !== 0 && !/does not exist/.test(r.stderr)) process.stderr.write(`tsctl: cleanup ${id}: runtime delete: ${runtimeMessage(r)}\n`);
-  await teardownContainerNetwork(g.root, id);
-  await unmountRootfs(g.root, id);
+  // every step is tried (a failing one must not strand the others' resources); the first failure is reported
+  const failures: Error[] = [];
+  const step = async (fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (e) {
+      failures.push(e as Error);
+    }
+  };
+  await step(() => {
+    const r = runtime(g, ['delete', '--force', id]);
+    if (r.code !== 0 && !/does not exist/.test(r.stderr)) throw new UserError(`cleanup ${id}: runtime delete: ${runtimeMessage(r)}`);
+  });
+  await step(() => teardownContainerNetwork(g.root, id));
+  await step(() => unmountRootfs(g.root, id));
   const rec = loadRecord(g.root, id);
+  if (failures.length) throw failures[0];
   if (!rec) return;
   const exit = readExit(g.root, id);
   rec.state.finishedAt = exit?.finishedAt ?? new Date().toISOString();
