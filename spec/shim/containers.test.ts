@@ -143,6 +143,18 @@ t.test('containers', { skip }, async (t) => {
     t.equal((await ctl(['start', '-a', ...[], 'later'])).stdout, 'started later\n', 'and again');
   });
 
+  t.test("stop sends the image's StopSignal", async (t) => {
+    const usr1 = await buildImage(t, { config: { cmd: ['sh'], stopsignal: 'SIGUSR1' } });
+    const l = await ctl(['load', '-i', usr1.layout]);
+    const ref = /Loaded image ID: sha256:([0-9a-f]{12})/.exec(l.stdout)?.[1] ?? 'missing';
+    const r = await ctl(['run', '-d', '--name', 'sig', ...none, ref, 'sh', '-c', 'trap "exit 9" USR1; while :; do sleep 0.1; done']);
+    t.equal(r.code, 0, r.stderr);
+    await idOf('sig');
+    t.equal((await ctl(['inspect', '-f', '{{.Config.StopSignal}}', 'sig'])).stdout, 'SIGUSR1\n');
+    t.equal((await ctl(['stop', 'sig'])).code, 0);
+    t.equal((await ctl(['inspect', '-f', '{{.State.ExitCode}}', 'sig'])).stdout, '9\n', 'the container handled SIGUSR1');
+  });
+
   t.test('diff and cp', async (t) => {
     const r = await ctl(['run', '-d', '--name', 'files', ...none, img, 'sh', '-c', 'echo new > /added; rm /etc/group; ln -s /../../../../etc /esc; echo ok > /ready; while :; do sleep 0.1; done']);
     t.equal(r.code, 0, r.stderr);
