@@ -112,11 +112,12 @@ http:
 EOF
 /usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 reg_pid=$!
+up() { python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/v2/', timeout=1)" 2>/dev/null; }
 for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+  up && break
   sleep 0.1
 done
-curl -sf "http://127.0.0.1:$port/v2/" >/dev/null || die "docker-registry did not start: $(cat "$work/registry.log")"
+up || die "docker-registry did not start: $(cat "$work/registry.log")"
 skopeo copy --quiet --dest-tls-verify=false "oci:$layout:big" "docker://127.0.0.1:$port/bench/big:1"
 ref=127.0.0.1:$port/bench/big:1
 size=$(du -sb "$work/registry" | cut -f1)

@@ -65,6 +65,9 @@ std::string self_dir() {
   std::string script = self_dir() + "/../dist/tsrun.js";
   std::vector<char*> av;
   av.push_back((char*)"node");
+  // Node 20 reads --env-file anywhere on its command line: after `--` it is
+  // the CLI's (or a container command's) argument, not Node's.
+  av.push_back((char*)"--");
   av.push_back((char*)script.c_str());
   for (char** a = args; *a; a++) av.push_back(*a);
   av.push_back(nullptr);

@@ -126,6 +126,34 @@ t.test('create → created → start → running → kill → stopped → delete
   await assertNothingLeaked(t, id);
 });
 
+t.test('create → start of an init that runs as a non-root user with no capabilities', { skip }, async (t) => {
+  // The init opens the exec fifo after its identity switch: without
+  // CAP_DAC_OVERRIDE it needs the fifo's 0622 (runc's mode), not 0600.
+  leakCheck(t);
+  const b = await makeBundle(t, (c) => {
+    c.process.args = ['sh', '-c', 'id -u; grep CapEff /proc/self/status'];
+    c.process.user = { uid: 1000, gid: 1000 };
+    c.process.capabilities = { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] };
+  });
+  const id = uniqueId('life-nonroot');
+  cleanupContainer(t, id);
+  const out = path.join(b.dir, 'out.txt');
+  const fd = fs.openSync(out, 'w');
+  try {
+    const created = await tsrun(['create', '--bundle', b.dir, id], { stdout: fd, stderr: 'pipe' });
+    t.equal(created.code, 0, `create (${created.stderr.trim()})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+  t.equal((fs.statSync(path.join(rootFor('tsrun'), id, 'exec.fifo')).mode & 0o777).toString(8), '622', 'the exec fifo is 0622, as runc makes it');
+  const started = await tsrun(['start', id]);
+  t.equal(started.code, 0, `start (${started.stderr.trim()})`);
+  t.ok(await waitFor(async () => (await stateOf(id)).state?.status === 'stopped', 10_000), 'the process ran to its end');
+  t.equal(fs.readFileSync(out, 'utf8'), '1000\nCapEff:\t0000000000000000\n', 'it ran as uid 1000 with no capabilities');
+  t.equal((await tsrun(['delete', id])).code, 0, 'delete');
+  await assertNothingLeaked(t, id);
+});
+
 t.test('the state JSON has exactly runc\'s keys', { skip: skipRunc }, async (t) => {
   for (const annotated of [false, true]) {
     await t.test(annotated ? 'with annotations' : 'without annotations', async (t) => {

@@ -85,6 +85,21 @@ async function runWith(
   return { ...r, id };
 }
 
+/** `tsrun create` of `bundle` with the container's stdout in <bundle>/out.txt; deleted at teardown. */
+async function createWithOutput(t: Test, bundle: string, prefix: string): Promise<{ id: string; outFile: string }> {
+  const id = uniqueId(prefix);
+  cleanupContainer(t, id);
+  const outFile = path.join(bundle, 'out.txt');
+  const fd = fs.openSync(outFile, 'w');
+  try {
+    const c = await tsrun(['create', '--bundle', bundle, id], { stdout: fd, stderr: 'pipe', timeoutMs: RUN_TIMEOUT_MS });
+    t.equal(c.code, 0, 'create', { stderr: c.stderr });
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { id, outFile };
+}
+
 const allowAllBut = (names: string[], action: string, errnoRet?: number): Seccomp => ({
   defaultAction: 'SCMP_ACT_ALLOW',
   syscalls: [{ names, action, ...(errnoRet === undefined ? {} : { errnoRet }) }],
@@ -238,16 +253,7 @@ t.test('seccomp in real containers', { skip }, async (t) => {
       c.process.args = ['sh', '-c', 'mkdir /tmp/x 2>/dev/null; echo "mkdir=$?"'];
       (c.linux as unknown as Record<string, unknown>).seccomp = allowAllBut(['mkdir', 'mkdirat'], 'SCMP_ACT_ERRNO', 38);
     });
-    const id = uniqueId('seccomp');
-    cleanupContainer(t, id);
-    const outFile = path.join(bundle.dir, 'out.txt');
-    const fd = fs.openSync(outFile, 'w');
-    try {
-      const c = await tsrun(['create', '--bundle', bundle.dir, id], { stdout: fd, stderr: 'pipe', timeoutMs: RUN_TIMEOUT_MS });
-      t.equal(c.code, 0, 'create', { stderr: c.stderr });
-    } finally {
-      fs.closeSync(fd);
-    }
+    const { id, outFile } = await createWithOutput(t, bundle.dir, 'seccomp');
     const s = await tsrun(['start', id], { timeoutMs: RUN_TIMEOUT_MS });
     t.equal(s.code, 0, 'start', { stderr: s.stderr });
     let status = '';
@@ -406,16 +412,7 @@ t.test('SCMP_ACT_NOTIFY: the agent at listenerPath gets the fd and answers the s
       c.root.readonly = false;
       (c.linux as unknown as Record<string, unknown>).seccomp = notifyProfile(agent.sock);
     });
-    const id = uniqueId('notify');
-    cleanupContainer(t, id);
-    const outFile = path.join(bundle.dir, 'out.txt');
-    const fd = fs.openSync(outFile, 'w');
-    try {
-      const c = await tsrun(['create', '--bundle', bundle.dir, id], { stdout: fd, stderr: 'pipe', timeoutMs: RUN_TIMEOUT_MS });
-      t.equal(c.code, 0, 'create', { stderr: c.stderr });
-    } finally {
-      fs.closeSync(fd);
-    }
+    const { id, outFile } = await createWithOutput(t, bundle.dir, 'notify');
     const st0 = readJson(path.join(agent.out, 'state.0.json'));
     const initPid = (JSON.parse((await tsrun(['state', id])).stdout) as { pid: number }).pid;
     t.match(st0, { fds: ['seccompFd'], pid: initPid, state: { id, status: 'creating', pid: initPid } }, 'create: the init sent its fd with the creating state');

@@ -143,6 +143,18 @@ t.test('containers', { skip }, async (t) => {
     t.equal((await ctl(['start', '-a', ...[], 'later'])).stdout, 'started later\n', 'and again');
   });
 
+  t.test("stop sends the image's StopSignal", async (t) => {
+    const usr1 = await buildImage(t, { config: { cmd: ['sh'], stopsignal: 'SIGUSR1' } });
+    const l = await ctl(['load', '-i', usr1.layout]);
+    const ref = /Loaded image ID: sha256:([0-9a-f]{12})/.exec(l.stdout)?.[1] ?? 'missing';
+    const r = await ctl(['run', '-d', '--name', 'sig', ...none, ref, 'sh', '-c', 'trap "exit 9" USR1; while :; do sleep 0.1; done']);
+    t.equal(r.code, 0, r.stderr);
+    await idOf('sig');
+    t.equal((await ctl(['inspect', '-f', '{{.Config.StopSignal}}', 'sig'])).stdout, 'SIGUSR1\n');
+    t.equal((await ctl(['stop', 'sig'])).code, 0);
+    t.equal((await ctl(['inspect', '-f', '{{.State.ExitCode}}', 'sig'])).stdout, '9\n', 'the container handled SIGUSR1');
+  });
+
   t.test('diff and cp', async (t) => {
     const r = await ctl(['run', '-d', '--name', 'files', ...none, img, 'sh', '-c', 'echo new > /added; rm /etc/group; ln -s /../../../../etc /esc; echo ok > /ready; while :; do sleep 0.1; done']);
     t.equal(r.code, 0, r.stderr);
@@ -196,6 +208,15 @@ t.test('containers', { skip }, async (t) => {
     await idOf('tty');
     execFileSync('tmux', ['send-keys', '-t', name, 'tty; stty size', 'Enter']);
     t.ok(await waitFor(/^\/dev\/pts\/0\n30 100$/m), 'on a pty, the terminal size');
+    // exec -it into it from a second terminal, while the first one's shell runs
+    const name2 = `${name}-exec`;
+    execFileSync('tmux', ['new-session', '-d', '-s', name2, '-x', '80', '-y', '20', `${cmd.replace(/ run -it .*$/, ' exec -it tty sh')}; echo EXEC=$?; sleep 60`]);
+    t.teardown(() => spawnSync('tmux', ['kill-session', '-t', name2]));
+    const screen2 = () => execFileSync('tmux', ['capture-pane', '-p', '-t', name2], { encoding: 'utf8' });
+    for (let i = 0; i < 100 && !/^\/ #/m.test(screen2()); i++) await sleep(100);
+    execFileSync('tmux', ['send-keys', '-t', name2, 'stty size; exit 4', 'Enter']);
+    for (let i = 0; i < 100 && !/^EXEC=4$/m.test(screen2()); i++) await sleep(100);
+    t.match(screen2(), /^20 80\n(.*\n)*EXEC=4$/m, 'exec -it: its own pty and size, its status');
     execFileSync('tmux', ['resize-window', '-t', name, '-x', '120', '-y', '40']);
     await sleep(300);
     execFileSync('tmux', ['send-keys', '-t', name, 'stty size; exit 7', 'Enter']);

@@ -228,8 +228,11 @@ t.test('a manifest list: the linux/amd64 image is chosen', { skip }, async (t) =
 
   // the same as Docker's own formats: a schema2 manifest list of schema2 manifests
   await pushImage({ layout: arm.layout, tag: 'multi' }, reg, 'test/multi-v2s2:1', { all: true, format: 'v2s2' });
-  const listRaw = await exec('curl', ['-s', '-H', 'Accept: application/vnd.docker.distribution.manifest.list.v2+json', `http://${reg.host}/v2/test/multi-v2s2/manifests/1`]);
-  t.match(listRaw.stdout, /"mediaType":\s*"application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json"/, 'the registry holds a docker manifest list');
+  const listRaw = await fetch(`http://${reg.host}/v2/test/multi-v2s2/manifests/1`, {
+    headers: { Accept: 'application/vnd.docker.distribution.manifest.list.v2+json' },
+    signal: AbortSignal.timeout(10_000),
+  });
+  t.match(await listRaw.text(), /"mediaType":\s*"application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json"/, 'the registry holds a docker manifest list');
   const s3 = makeStore(t);
   const v2 = await s3.tsctl(['pull', `${reg.host}/test/multi-v2s2:1`]);
   t.equal(v2.code, 0, `pull of a docker manifest list: ${v2.stderr}`);
@@ -249,6 +252,12 @@ t.test('a manifest list: the linux/amd64 image is chosen', { skip }, async (t) =
   const none = await s.tsctl(['pull', `${reg.host}/test/armonly:1`]);
   t.equal(none.code, 1);
   t.match(none.stderr, /tsctl: no matching manifest for linux\/amd64 in the manifest list entries \(it has: linux\/arm64\)/, 'names what it has');
+
+  // the whole layout loads: two images, the index resolved to amd64, the arm-only index skipped
+  const s4 = makeStore(t);
+  const ld = await s4.tsctl(['load', '-i', arm.layout]);
+  t.equal(ld.code, 0, `load of a multi-platform layout: ${ld.stderr}`);
+  t.same(records(s4).map((r) => r.id).sort(), [layoutImage(arm.layout, 'arm').config, layoutImage(arm.layout, 'amd').config].sort(), 'each image once');
 });
 
 t.test('load: docker-archive, OCI archive, OCI layout; save → load', { skip }, async (t) => {

@@ -32,7 +32,8 @@ export function register(program: Command, ctx: () => Context, main: (argv: stri
         return;
       }
       if (control(root, 'status')) throw new UserError(`an engine already serves --root ${root}`);
-      const args = [path.join(__dirname, 'tsrun.js'), '--root', root, 'engine', 'start', '--foreground'];
+      // `--`: Node 20 would read an --env-file anywhere on its command line.
+      const args = ['--', path.join(__dirname, 'tsrun.js'), '--root', root, 'engine', 'start', '--foreground'];
       if (o.idleTimeout) args.push('--idle-timeout', String(o.idleTimeout));
       const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore', cwd: '/' });
       let exited = false;

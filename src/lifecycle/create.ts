@@ -194,7 +194,12 @@ export function create(store: Store, opts: CreateOptions): Created {
     for (const w of cgroups.apply(spec.linux?.resources ?? {}, { devices: spec.linux?.devices })) log.warn(w);
     trace('create: cgroup resources applied');
 
-    if (opts.mode === 'create') native().mkfifo(path.join(dir, EXEC_FIFO), 0o622);
+    if (opts.mode === 'create') {
+      // 0622 as runc's, whatever our umask: an init that runs as a non-root
+      // user without CAP_DAC_OVERRIDE must still open it for writing.
+      native().mkfifo(path.join(dir, EXEC_FIFO), 0o622);
+      fs.chmodSync(path.join(dir, EXEC_FIFO), 0o622);
+    }
     if (opts.mode === 'create') trace('create: exec fifo made');
     const hasConsole = !!opts.consoleSocket || opts.consoleFd !== undefined;
     const { plan, warnings } = compile(spec, {

@@ -17,10 +17,9 @@ import { formatEntry, logFile, parseTail, readLogFrom } from '../container/logs.
 import { runtime, runtimeExec, runtimeMessage } from '../container/runtime.js';
 import { deriveState, readExit } from '../container/status.js';
 import { containerStats, statsRow, STATS_HEADER } from '../container/stats.js';
-import { type ContainerRecord, findContainer, listRecords, loadRecord, releaseName, reserveName, saveRecord } from '../container/store.js';
+import { type ContainerRecord, containerDir, findContainer, listRecords, loadRecord, releaseName, reserveName, saveRecord } from '../container/store.js';
 import { relay, stdioHandlers } from '../container/terminal.js';
 import { inspectView, PS_HEADER, psRow, renderTemplate, table } from '../container/views.js';
-import { containerDir } from '../container/store.js';
 import type { ShimContext, ShimGlobals } from './context.js';
 import { addRegistrar, ShimExit } from './main.js';
 

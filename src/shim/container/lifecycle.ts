@@ -17,7 +17,7 @@ import { mountRootfs, removeRootfs, runtimeSpec, unmountRootfs } from './images.
 import { type AttachHandlers, type Attachment, attach, startMonitor } from './monitor.js';
 import { networkFiles, setupContainerNetwork, teardownContainerNetwork } from './network.js';
 import { runtime, runtimeMessage, startFailureCode } from './runtime.js';
-import { deriveState, monitorAlive, readExit, readMonitor } from './status.js';
+import { deriveState, monitorAlive, procStartTime, readExit, readMonitor } from './status.js';
 import { type ContainerRecord, containerDir, loadRecord, releaseName, saveRecord, writeFileAtomic } from './store.js';
 import { removeAnonymousVolumes } from './volumes.js';
 
@@ -46,9 +46,40 @@ export interface StartOptions {
   attach?: AttachHandlers;
 }
 
+/**
+ * One start at a time per container: `<dir>/starting` holds "pid starttime"
+ * of the tsctl starting it (O_EXCL; a holder that died is replaced). A second
+ * start waits for the first, then finds the container running.
+ */
+async function startLock(g: ShimGlobals, id: string): Promise<() => void> {
+  const file = path.join(containerDir(g.root, id), 'starting');
+  const me = `${process.pid} ${procStartTime(process.pid) ?? ''}`;
+  for (let i = 0; ; i++) {
+    try {
+      fs.writeFileSync(file, me, { flag: 'wx' });
+      return () => fs.rmSync(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const [pid, start] = (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '').split(' ');
+    if (!monitorAlive({ pid: Number(pid), start: start ?? '' })) fs.rmSync(file, { force: true });
+    else if (i > 1500) throw new UserError(`container ${id} is being started by process ${pid}`, 1);
+    else await sleep(20);
+  }
+}
+
 /** Starts a created or exited container; with attach, returns the attachment. */
 export async function startContainer(g: ShimGlobals, rec: ContainerRecord, opts: StartOptions = {}): Promise<Attachment | undefined> {
-  let st = deriveState(g.root, rec);
+  const unlock = await startLock(g, rec.id);
+  try {
+    return await startLocked(g, loadRecord(g.root, rec.id) ?? rec, opts);
+  } finally {
+    unlock();
+  }
+}
+
+async function startLocked(g: ShimGlobals, rec: ContainerRecord, opts: StartOptions): Promise<Attachment | undefined> {
+  const st = deriveState(g.root, rec);
   if (st.status === 'running') {
     if (!opts.attach) return undefined; // Docker: starting a running container is not an error
     return attach(containerDir(g.root, rec.id), opts.attach);
@@ -110,11 +141,23 @@ export async function startContainer(g: ShimGlobals, rec: ContainerRecord, opts:
  * having been done already.
  */
 export async function cleanupContainer(g: ShimGlobals, id: string, opts: { keep?: boolean } = {}): Promise<void> {
-  const r = runtime(g, ['delete', '--force', id]);
-  if (r.code !== 0 && !/does not exist/.test(r.stderr)) process.stderr.write(`tsctl: cleanup ${id}: runtime delete: ${runtimeMessage(r)}\n`);
-  await teardownContainerNetwork(g.root, id);
-  await unmountRootfs(g.root, id);
+  // every step is tried (a failing one must not strand the others' resources); the first failure is reported
+  const failures: Error[] = [];
+  const step = async (fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (e) {
+      failures.push(e as Error);
+    }
+  };
+  await step(() => {
+    const r = runtime(g, ['delete', '--force', id]);
+    if (r.code !== 0 && !/does not exist/.test(r.stderr)) throw new UserError(`cleanup ${id}: runtime delete: ${runtimeMessage(r)}`);
+  });
+  await step(() => teardownContainerNetwork(g.root, id));
+  await step(() => unmountRootfs(g.root, id));
   const rec = loadRecord(g.root, id);
+  if (failures.length) throw failures[0];
   if (!rec) return;
   const exit = readExit(g.root, id);
   rec.state.finishedAt = exit?.finishedAt ?? new Date().toISOString();

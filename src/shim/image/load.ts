@@ -72,7 +72,8 @@ export function indexTar(file: string): Map<string, Member> {
     let longName: string | undefined;
     let longLink: string | undefined;
     let pax: Record<string, string> = {};
-    for (let n = 0; off + 512 <= total; n++) {
+    for (let n = 0; off < total; n++) {
+      if (off + 512 > total) throw new UserError(`${file}: truncated tar archive (a header cut short at offset ${off})`);
       if (n > 1_000_000) throw new UserError(`${file}: more than a million tar members`);
       fs.readSync(fd, h, 0, 512, off);
       if (h.every((b) => b === 0)) break;
@@ -346,11 +347,19 @@ async function loadOciLayout(store: ImageStore, lease: Lease, src: Source): Prom
     if (got !== d.digest || body.length !== d.size) throw new UserError(`${src.describe}: blob ${d.digest}: digest mismatch: the content is ${got} (${body.length} bytes)`);
     return body;
   };
+  let noPlatform: UserError | undefined;
   for (const top of index.manifests) {
     let desc = top;
     let body = await readDesc(desc);
     if (isIndexMediaType(desc.mediaType)) {
-      desc = selectManifest(parseJson<ImageIndex>(body, `${src.describe}: index ${desc.digest}`));
+      try {
+        desc = selectManifest(parseJson<ImageIndex>(body, `${src.describe}: index ${desc.digest}`));
+      } catch (e) {
+        // a multi-platform image without ours: the others in the layout still load
+        if (!(e instanceof UserError) || !/no matching manifest/.test(e.message)) throw e;
+        noPlatform ??= new UserError(`${src.describe}: index ${top.digest}: ${e.message}`);
+        continue;
+      }
       body = await readDesc(desc);
     }
     const what = `${src.describe}: manifest ${desc.digest}`;
@@ -370,6 +379,7 @@ async function loadOciLayout(store: ImageStore, lease: Lease, src: Source): Prom
     const seen = byId.get(image.id);
     byId.set(image.id, { image, names: [...(seen?.names ?? []), ...names] });
   }
+  if (byId.size === 0 && noPlatform) throw noPlatform;
   return [...byId.values()];
 }
 

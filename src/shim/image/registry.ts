@@ -347,7 +347,7 @@ export class RegistryClient {
     if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
       throw new RegistryError(`${what}: the registry says its digest is ${header}, the content is ${digest}`);
     }
-    let doc: { mediaType?: unknown; schemaVersion?: unknown };
+    let doc: { mediaType?: unknown; schemaVersion?: unknown; manifests?: unknown; layers?: unknown };
     try {
       doc = JSON.parse(body.toString('utf8'));
     } catch {
@@ -358,7 +358,10 @@ export class RegistryClient {
     if (doc.schemaVersion === 1 || /distribution\.manifest\.v1\+(json|prettyjws)/.test(mediaType)) {
       throw new RegistryError(`${what}: Docker image manifest schema 1 is not supported (deprecated since 2017): push it again with a current client`);
     }
-    return { body, mediaType: mediaType || MEDIA.ociManifest, digest };
+    // OCI lets a manifest omit mediaType, and some registries answer application/json: go by the shape
+    const known = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerManifestList] as string[];
+    const shaped = Array.isArray(doc.manifests) ? MEDIA.ociIndex : Array.isArray(doc.layers) ? MEDIA.ociManifest : mediaType;
+    return { body, mediaType: known.includes(mediaType) ? mediaType : shaped, digest };
   }
 
   /** Streams blob `desc` into `w` (verified by w.commit()); retried from the start on network failures. */

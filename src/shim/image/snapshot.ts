@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError, errnoMessage } from '../../errors.js';
 import type { LayerRecord } from './types.js';
-import { copyEntry, copyMeta, isOpaque, isWhiteout, lstatOrNull, unpackLayer } from './unpack.js';
+import { copyEntry, copyMeta, copyTimes, isOpaque, isWhiteout, lstatOrNull, unpackLayer } from './unpack.js';
 
 const HEX = /^sha256:([0-9a-f]{64})$/;
 
@@ -179,7 +179,7 @@ function makeInitLayer(dir: string, lowers: string[]): string {
     copyMeta(lowers[0], init, st, false);
     copied.push([init, st]);
   }
-  for (const [p, st] of copied) fs.lutimesSync(p, st.atime, st.mtime);
+  for (const [p, st] of copied) copyTimes(p, st);
   return init;
 }
 
@@ -387,7 +387,7 @@ export function flatten(dest: string, layersBottomFirst: string[]): void {
     walk('');
     const rootSt = fs.lstatSync(layer);
     copyMeta(layer, dest, rootSt);
-    for (const [d, st] of dirTimes) fs.lutimesSync(d, st.atime, st.mtime);
+    for (const [d, st] of dirTimes) copyTimes(d, st);
   }
 }
 

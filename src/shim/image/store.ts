@@ -400,11 +400,12 @@ export class ImageStore {
   }
 
   /**
-   * `tsctl rmi [-f] REF`: Docker's rules. A name untags; the image goes
-   * when its last name does. An id with several names needs -f. An image a
-   * container uses is refused unless -f; with -f its names go and the record
-   * stays (hidden) until no container uses it, so the container's layers
-   * stay. Returns the lines Docker prints (Untagged: / Deleted:).
+   * `tsctl rmi [-f] REF`, Docker's rules. A name (tag or name@digest) is
+   * untagged; untagging a repository's last tag also drops its digests; the
+   * image goes with its last reference. An id with several names needs -f.
+   * An image a container uses is refused unless -f; with -f its names go and
+   * the record stays (hidden) until no container uses it, so the container's
+   * layers stay. Returns the lines Docker prints (Untagged: / Deleted:).
    */
   async remove(ref: string, force: boolean): Promise<string[]> {
     const lines = await this.update((records) => {
@@ -412,36 +413,40 @@ export class ImageStore {
       const img = this.findIn(records, ref);
       const short = img.id.slice(7, 19);
       const users = this.containers().filter((c) => c.imageId === img.id);
-      let byName: string | undefined;
-      const idLike = /^(sha256:)?[a-f0-9]{1,64}$/.test(ref) && img.id.slice(7).startsWith(ref.replace(/^sha256:/, ''));
-      if (!idLike) {
-        try {
-          const r = parseReference(ref);
-          if (!r.digest) byName = formatReference(r);
-        } catch {
-          /* an id */
-        }
-      }
-      if (byName && img.names.length > 1) {
-        img.names = img.names.filter((n) => n !== byName);
-        out.push(`Untagged: ${familiarString(parseReference(byName))}`);
-        return out;
-      }
-      if (!byName && img.names.length > 1 && !force) {
-        throw new UserError(`conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`);
-      }
-      if (users.length && !force) {
+      const conflict = (named: boolean) => {
+        if (!users.length || force) return;
         const c = users[0]!.id.slice(0, 12);
         throw new UserError(
-          byName
+          named
             ? `conflict: unable to remove repository reference "${ref}" (must force) - container ${c} is using its referenced image ${short}`
             : `conflict: unable to delete ${short} (must be forced) - image is being used by container ${c}`,
         );
+      };
+      const untag = (refs: string[]) => {
+        for (const n of refs) out.push(`Untagged: ${familiarString(parseReference(n))}`);
+        img.names = img.names.filter((n) => !refs.includes(n));
+        img.repoDigests = img.repoDigests.filter((n) => !refs.includes(n));
+      };
+      const named = this.namedReference(img, ref);
+      if (named) {
+        const repo = repository(parseReference(named));
+        let refs = [named];
+        // the last tag of a repository takes that repository's digests along
+        if (!named.includes('@') && !img.names.some((n) => n !== named && repository(parseReference(n)) === repo)) {
+          refs = [...refs, ...img.repoDigests.filter((d) => repository(parseReference(d)) === repo)];
+        }
+        if (img.names.length + img.repoDigests.length > refs.length) {
+          untag(refs);
+          return out;
+        }
+        conflict(true);
+      } else {
+        if (img.names.length > 1 && !force) {
+          throw new UserError(`conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`);
+        }
+        conflict(false);
       }
-      for (const n of img.names) out.push(`Untagged: ${familiarString(parseReference(n))}`);
-      for (const d of img.repoDigests) out.push(`Untagged: ${familiarString(parseReference(d))}`);
-      img.names = [];
-      img.repoDigests = [];
+      untag([...img.names, ...img.repoDigests]);
       if (users.length) {
         img.removed = true;
       } else {
@@ -452,6 +457,20 @@ export class ImageStore {
     });
     await this.gc();
     return lines;
+  }
+
+  /** The stored reference `ref` names on `img` (normalized), or undefined when `ref` is an id. */
+  private namedReference(img: StoredImage, ref: string): string | undefined {
+    if (/^(sha256:)?[a-f0-9]{1,64}$/.test(ref) && img.id.slice(7).startsWith(ref.replace(/^sha256:/, ''))) return undefined;
+    let r: Reference;
+    try {
+      r = parseReference(ref);
+    } catch {
+      return undefined;
+    }
+    if (!r.digest) return formatReference(r);
+    const byDigest = `${repository(r)}@${r.digest}`;
+    return img.repoDigests.includes(byDigest) ? byDigest : undefined;
   }
 
   /**

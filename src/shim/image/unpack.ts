@@ -510,6 +510,15 @@ class LayerWriter {
 }
 
 /**
+ * A file's times onto another, in float seconds: Stats' Date fields are
+ * rounded to the millisecond, which moves a time at .9995 s into the next
+ * second (the nanoseconds themselves are beyond Node's utimes).
+ */
+export function copyTimes(dst: string, st: fs.Stats): void {
+  fs.lutimesSync(dst, st.atimeMs / 1000, st.mtimeMs / 1000);
+}
+
+/**
  * Owner, mode, xattrs (overlay's own excepted) and, unless `times` is false,
  * times of `src` onto `dst` (for copies between snapshots and rootfs).
  */
@@ -520,7 +529,7 @@ export function copyMeta(src: string, dst: string, st: fs.Stats, times = true): 
     if (name.startsWith('trusted.overlay.')) continue;
     native().lsetxattr(dst, name, native().lgetxattr(src, name));
   }
-  if (times) fs.lutimesSync(dst, st.atime, st.mtime);
+  if (times) copyTimes(dst, st);
 }
 
 /** Copies one non-directory entry (file, symlink, device, FIFO) with its metadata; `dst` must not exist. */

@@ -201,6 +201,9 @@ t.test('manifests are checked against the digest they were asked by', async (t) 
   const srv = await serve(t, (req, res) => {
     if (req.url?.includes('/lying/')) return void res.writeHead(200, { 'Docker-Content-Digest': 'sha256:' + 'f'.repeat(64) }).end(manifestBody);
     if (req.url?.includes('/v1/')) return void res.writeHead(200).end(JSON.stringify({ schemaVersion: 1, name: 'x' }));
+    if (req.url?.includes('/bare/')) {
+      return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(req.url.endsWith('/idx') ? JSON.stringify({ schemaVersion: 2, manifests: [] }) : manifestBody.toString().replace(/"mediaType":"[^"]*",/, ''));
+    }
     res.writeHead(200).end(manifestBody);
   });
   const c = new RegistryClient(srv.host, 'x');
@@ -213,6 +216,10 @@ t.test('manifests are checked against the digest they were asked by', async (t) 
   const v1 = new RegistryClient(srv.host, 'v1');
   t.teardown(() => v1.close());
   await t.rejects(v1.manifest('t'), { message: /schema 1 is not supported/ });
+  const bare = new RegistryClient(srv.host, 'bare');
+  t.teardown(() => bare.close());
+  t.equal((await bare.manifest('m')).mediaType, MEDIA.ociManifest, 'no mediaType, application/json: a manifest by its shape');
+  t.equal((await bare.manifest('idx')).mediaType, MEDIA.ociIndex, 'and an index by its shape');
 });
 
 t.test('blobs: a redirect drops credentials; corrupt and truncated blobs never enter the store', async (t) => {

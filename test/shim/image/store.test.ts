@@ -174,3 +174,17 @@ t.test('a name moving to a newer image takes that repository\'s digest from the 
   t.same(old.names, [], 'the old image lost the name');
   t.same(old.repoDigests, [`quay.io/x/app@sha256:${hex('2')}`], 'and its digest in that repository, not others');
 });
+
+t.test('rmi of a name@digest untags that digest; the last tag of a repository takes its digests along', async (t) => {
+  const s = freshStore();
+  const cfg = s.putBlob(Buffer.from('{"cfg":2}'));
+  const dg = `sha256:${hex('9')}`;
+  const rec = { ...record(12, ['docker.io/library/a:1', 'docker.io/library/a:2']), id: cfg, manifestDigest: cfg, repoDigests: [`docker.io/library/a@${dg}`] };
+  await s.addImage(rec);
+  t.same(await s.remove(`a@${dg}`, false), [`Untagged: a@${dg}`]);
+  t.same(s.get(cfg)?.repoDigests, [], 'the digest reference is gone');
+  await s.addImage(rec);
+  t.same(await s.remove('a:1', false), ['Untagged: a:1'], 'another tag of the repository is left: only this one goes');
+  t.same(await s.remove('a:2', false), ['Untagged: a:2', `Untagged: a@${dg}`, `Deleted: ${cfg}`], 'the last one takes the digest and the image');
+  t.equal(s.get(cfg), undefined);
+});

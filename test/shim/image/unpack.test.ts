@@ -8,7 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import t, { type Test } from 'tap';
 import { devMajor, devMinor, native } from '../../../src/native.js';
-import { unpackLayer, unpackTar } from '../../../src/shim/image/unpack.js';
+import { copyEntry, unpackLayer, unpackTar } from '../../../src/shim/image/unpack.js';
 import { type WEntry, chunks, sha256, tar } from './tar-writer.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root: chown and mknod' : false;
@@ -164,6 +164,15 @@ t.test('a refused layer closes its blob at once (no descriptor left for GC)', { 
   await t.rejects(unpackLayer(path.join(base, 'blob.gz'), path.join(base, 'o')), /path leaves the layer/);
   for (let i = 0; i < 100 && open() > 0; i++) await new Promise((r) => setImmediate(r));
   t.equal(open(), 0, 'the blob is closed');
+});
+
+t.test('copies keep times near a second boundary in their second', { skip }, async (t) => {
+  const base = tmp(t);
+  fs.writeFileSync(path.join(base, 'src'), 'x');
+  fs.lutimesSync(path.join(base, 'src'), 1796164123.9997, 1796164123.9997);
+  copyEntry(path.join(base, 'src'), path.join(base, 'dst'), fs.lstatSync(path.join(base, 'src')));
+  const sec = (p: string) => Math.floor(fs.lstatSync(path.join(base, p)).mtimeMs / 1000);
+  t.equal(sec('dst'), sec('src'), 'not rounded into the next second (a Date would be)');
 });
 
 t.test('absolute paths and ./ prefixes stay inside the layer', { skip }, async (t) => {
