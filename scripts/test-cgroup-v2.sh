@@ -28,6 +28,12 @@ bash scripts/make-bundle.sh --template >/dev/null
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(spec/cgroups/*.test.ts)
 quoted=$(printf '%q ' "${files[@]}")
+# The guest mounts fresh tmpfs on /tmp, /run and /dev/shm, hiding a checkout
+# there (CI may clone under /tmp): share it into the VM, read-write, at the
+# same path, or the guest's cd fails and nothing runs.
+case "$PWD/" in
+  /tmp/*|/run/*|/dev/shm/*) export VM_RW_DIRS="${VM_RW_DIRS:+$VM_RW_DIRS }$PWD" ;;
+esac
 export TSRUN_SPEC_SLOW=${TSRUN_SPEC_SLOW:-25}
 export VM_TIMEOUT=${VM_TIMEOUT:-3000}
 
