@@ -874,9 +874,25 @@ static pid_t raw_clone(uint64_t flags) {
   return (pid_t)syscall(SYS_clone, (unsigned long)flags, nullptr, nullptr, nullptr, nullptr);
 }
 
+static void fmt_int(char* out, long v);
+
+// cgroup.procs of the directory cgroup_fd <- pid (no allocation).
+static int place_in_cgroup(int cgroup_fd, pid_t pid) {
+  char num[16];
+  fmt_int(num, pid);
+  int fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t w = write(fd, num, strlen(num));
+  int e = errno;
+  close(fd);
+  if (w < 0) { errno = e; return -1; }
+  return 0;
+}
+
 // The intermediate process: joins the namespaces given by path (ops [0, k)),
 // then clones the init into them.
 [[noreturn]] static void child_intermediate(PreparedPlan* plan, uint32_t k, uint32_t n, int cgroup_fd) {
+  plan->slots[SLOT_CGROUP] = cgroup_fd;  // an OP_CLOSE_FDS among ops [0, k) keeps it
   for (uint32_t i = 0; i < k; i++)
     if (run_op(plan, i) < 0) child_fail(plan, i, errno);
   // CLONE_PARENT: the init becomes our parent's child, as with runc's
@@ -889,15 +905,26 @@ static pid_t raw_clone(uint64_t flags) {
   // runtime moves the init at the CLONED sync, before it runs anything of
   // the user's (it does so in any case for v1).
   pid_t init = cgroup_fd >= 0 ? raw_clone_into(plan->header.clone_flags | CLONE_PARENT, cgroup_fd) : -1;
+  const bool born_in = init >= 0;
   if (init < 0) init = raw_clone(plan->header.clone_flags | CLONE_PARENT);
   if (init == 0) {
     close(gate[1]);
     char c;
     if (read(gate[0], &c, 1) != 1) _exit(1);
     close(gate[0]);
+    if (cgroup_fd >= 0) close(cgroup_fd);  // the init never holds a host directory
+    plan->slots[SLOT_CGROUP] = -1;
     child_run(plan, k, n);
   }
   if (init < 0) child_fail(plan, k, errno);
+  // No clone3 (seccomp'd to ENOSYS in some containers, or Linux < 5.7): move
+  // it while the gate still holds it. This write waits for an RCU grace
+  // period, which is why clone3 is tried first.
+  if (cgroup_fd >= 0 && !born_in && place_in_cgroup(cgroup_fd, init) < 0) {
+    int e = errno;
+    kill(init, SIGKILL);
+    child_fail(plan, n + STEP_CGROUP_PLACEMENT, e);
+  }
   child_send(plan, MSG_PID, k, 0, init);
   (void)!write(gate[1], "1", 1);
   _exit(0);
@@ -989,7 +1016,7 @@ static void keep_across_exec(int fd) {
   keep_across_exec(cgroup_fd);
   static char* const envp[] = {nullptr};
   syscall(SYS_execveat, plan->init_exe_fd, "", r->argv, envp, AT_EMPTY_PATH);
-  child_fail(plan, plan->header.op_count, errno);
+  child_fail(plan, plan->header.op_count + STEP_INIT_EXEC, errno);
 }
 
 pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* sync_fd, ChildMsg* failure) {

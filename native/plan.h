@@ -54,7 +54,8 @@ enum PlanSlot : uint32_t {
                             // fd that cannot be walked to the host (../..)
   SLOT_ROOT = 3,            // the rootfs directory
   SLOT_PTY = 4,             // the pty slave once a console exists
-  SLOT_SPARE = 5,
+  SLOT_CGROUP = 5,          // the cgroup v2 directory the spawner clones the init into:
+                            // kept by OP_CLOSE_FDS in the spawner, closed by the init
   SLOT_COUNT = 8,
 };
 
@@ -118,6 +119,10 @@ enum MountFlags : uint32_t {
 // Op flag for OP_CONSOLE: an exec'd process gets a pty but leaves the
 // container's /dev/console alone.
 #define CONSOLE_NO_DEVCONSOLE 1u
+
+// MSG_ERROR steps past the ops: op_count + STEP_* (src/lifecycle/create.ts stepError).
+#define STEP_INIT_EXEC 0u         // exec of the sealed tsrun-init
+#define STEP_CGROUP_PLACEMENT 1u  // the init's cgroup v2 directory, when clone3 could not place it
 
 // Messages from the child on SLOT_SYNC.
 enum ChildMsgKind : uint32_t {

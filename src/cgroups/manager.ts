@@ -31,6 +31,13 @@ export interface Cgroups {
   readonly paths: Readonly<Record<string, string>>;
   readonly created: readonly string[];
   create(): void;
+  /**
+   * Before the spawn: fills an empty v1 cpuset, and returns the v1 `tasks`
+   * files the spawner writes "0" to (src/plan/cgroups.ts). The v2 directory
+   * (paths.unified) is not among them: the init is cloned into it.
+   */
+  preparePlacement(): string[];
+  /** Moves `pid` into every hierarchy through cgroup.procs (slow: an RCU grace period). */
   addProcess(pid: number): void;
   pids(): number[];
   /** Writes linux.resources; returns warnings for what has no effect. */
@@ -103,6 +110,15 @@ class CgroupfsManager implements Cgroups {
     for (const dir of this.dirs()) {
       for (const d of mkdirTracked(dir)) if (!this.createdDirs.includes(d)) this.createdDirs.push(d);
     }
+  }
+
+  preparePlacement(): string[] {
+    const cpuset = this.paths.cpuset;
+    if (cpuset !== undefined) fillCpuset(cpuset, hostIO);
+    const unified = this.paths[UNIFIED];
+    return this.dirs()
+      .filter((dir) => dir !== unified)
+      .map((dir) => posix.join(dir, 'tasks'));
   }
 
   addProcess(pid: number): void {

@@ -85,12 +85,12 @@ function warnUnapplied(spec: Spec): string[] {
 }
 
 /** An fd of a cgroup v2 directory to be born in, or -1 (no v2 tree, or it cannot be opened). */
-function openCgroupDir(dir: string | undefined): number {
+export function openCgroupDir(dir: string | undefined): number {
   if (!dir) return -1;
   try {
     return fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  } catch {
-    return -1;
+  } catch (e) {
+    throw new UserError(`cgroup ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 
@@ -151,8 +151,13 @@ export function capLastCap(): number {
 export function stepError(plan: Plan, msg: ChildMsg): UserError {
   const op = plan.ops[msg.step];
   if (op?.enoent && msg.errno === 2) return new UserError(op.enoent);
-  // Past the last op: the exec of the init binary itself (native/init-main.cc).
-  const what = op ? op.what : 'start the container init (tsrun-init)';
+  // Past the last op (native/plan.h STEP_*): the exec of the init binary
+  // itself (native/init-main.cc), or placing it in its cgroup v2 directory.
+  const what = op
+    ? op.what
+    : msg.step === plan.ops.length + 1
+      ? 'place the container init in its cgroup'
+      : 'start the container init (tsrun-init)';
   return new UserError(`${what}: ${native().strerror(msg.errno)}`);
 }
 
@@ -192,6 +197,7 @@ export function create(store: Store, opts: CreateOptions): Created {
     trace('create: cgroups created, record written');
     // linux.resources, before any process joins (src/cgroups/apply.ts).
     for (const w of cgroups.apply(spec.linux?.resources ?? {}, { devices: spec.linux?.devices })) log.warn(w);
+    const joinCgroups = cgroups.preparePlacement();
     trace('create: cgroup resources applied');
 
     if (opts.mode === 'create') {
@@ -210,6 +216,7 @@ export function create(store: Store, opts: CreateOptions): Created {
       noPivot: !!opts.noPivot,
       preserveFds: opts.preserveFds ?? 0,
       cgroups: cgroupMountSource(cgroups, host.layout),
+      joinCgroups,
       capLastCap: capLastCap(),
       rootfsParentMount: mountPointOf(path.dirname(rootfs), host.mountinfo),
     });
@@ -225,8 +232,8 @@ export function create(store: Store, opts: CreateOptions): Created {
 
     const encoded = encodePlan(plan);
     if (tracing()) trace(`create: plan encoded (${plan.ops.length} ops, ${encoded.length} bytes)`);
-    // The init is born in its cgroup v2 directory (clone3 CLONE_INTO_CGROUP);
-    // the cgroup.procs writes at the CLONED sync cover v1 and older kernels.
+    // The init is born in its cgroups: v1 through its spawner's joinCgroups
+    // ops, v2 by clone3 CLONE_INTO_CGROUP into this directory.
     const bornIn = openCgroupDir(cgroups.paths.unified);
     let spawned;
     try {
@@ -251,9 +258,8 @@ export function create(store: Store, opts: CreateOptions): Created {
       if (msg.kind === MsgKind.Error) throw stepError(plan, msg);
       if (msg.kind === MsgKind.Ready) break;
       if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.CLONED) {
-        cgroups.addProcess(rec.pid);
         writeIdMaps(rec.pid, spec);
-        trace('create: init joined its cgroups, id maps written');
+        trace('create: id maps written');
         ack = true;
       } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.PRE_PIVOT) {
         const hookCtx = { spec, state: hookState(store, rec, 'creating'), initPid: rec.pid, dir };

@@ -15,7 +15,7 @@ import { compileExec } from '../plan/exec.js';
 import { encodePlan, SyncTag } from '../plan/plan.js';
 import { hookState, statusOf } from './container.js';
 import { sendToSeccompAgent } from './seccomp-listener.js';
-import { capLastCap, stepError } from './create.js';
+import { capLastCap, openCgroupDir, stepError } from './create.js';
 import { connectConsole } from './terminal.js';
 import { Store, writePidFile } from './store.js';
 import { processHost } from '../engine/host.js';
@@ -134,7 +134,13 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
     throw new UserError('--console-socket was given but the process has no terminal (-t)');
   }
 
+  // Born in the container's cgroups (src/plan/cgroups.ts), except in a
+  // paused one: a spawner that joined a frozen cgroup could not clone, so
+  // there the process is moved in after its clone, and freezes there.
+  const cgroups = rec.cgroups ? cgroupsFromPaths(execCgroupPaths(rec.cgroups.paths, opts.cgroup)) : undefined;
+  const bornInCgroups = cgroups !== undefined && status !== 'paused';
   const plan = compileExec(rec.config, proc, {
+    joinCgroups: bornInCgroups ? cgroups.preparePlacement() : [],
     initPid: rec.pid,
     rootfs: rec.rootfs,
     preserveFds: opts.preserveFds,
@@ -146,7 +152,13 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
   const host = processHost();
   try {
     consoleFd = connectConsole(opts);
-    const spawned = host.spawn(encodePlan(plan), consoleFd, -1, !!opts.foreground);
+    const bornIn = bornInCgroups ? openCgroupDir(cgroups.paths.unified) : -1;
+    let spawned;
+    try {
+      spawned = host.spawn(encodePlan(plan), consoleFd, bornIn, !!opts.foreground);
+    } finally {
+      if (bornIn >= 0) fs.closeSync(bornIn);
+    }
     if ('failure' in spawned) throw stepError(plan, spawned.failure);
     ({ pid, sync } = spawned);
     let ack = false;
@@ -156,7 +168,7 @@ export function execProcess(store: Store, opts: ExecOptions): Execed {
       if (msg === null) break; // exec'd: the sync socket closed on exec
       if (msg.kind === MsgKind.Error) throw stepError(plan, msg);
       if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.CLONED) {
-        if (rec.cgroups) cgroupsFromPaths(execCgroupPaths(rec.cgroups.paths, opts.cgroup)).addProcess(pid);
+        if (cgroups && !bornInCgroups) cgroups.addProcess(pid);
         ack = true;
       } else if (msg.kind === MsgKind.SeccompFd) {
         sendToSeccompAgent(plan.seccompListener, msg.arg, pid, hookState(store, rec, statusOf(store, rec)));

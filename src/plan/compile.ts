@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { Spec } from '../oci/types.js';
 import { CLONE, MS, O, PR, SIGKILL } from './linux.js';
+import { joinCgroupOps } from './cgroups.js';
 import { devOps, hardeningOps, mountOps, PROPAGATION, type CgroupMountSource } from './mounts.js';
 import { namespaceSetup } from './namespaces.js';
 import { PIVOT_NO_PIVOT, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
@@ -23,6 +24,8 @@ export interface CompileOptions {
   noPivot: boolean;
   preserveFds: number;
   cgroups: CgroupMountSource;
+  /** v1 `tasks` files the spawner moves itself into (src/plan/cgroups.ts) */
+  joinCgroups: readonly string[];
   capLastCap: number;
   /** mount point (in the runtime's view) that contains the rootfs' parent */
   rootfsParentMount: string;
@@ -46,7 +49,9 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   const ops: PlanOp[] = [];
   const add = (...o: PlanOp[]) => ops.push(...o);
 
-  // 1. Join existing namespaces (in an intermediate process when any are given).
+  // 1. In the spawner (src/plan/cgroups.ts): join the v1 cgroups, then any
+  //    existing namespaces.
+  add(...joinCgroupOps(opts.joinCgroups));
   add(...ns.joinOps);
   const intermediateOps = ops.length;
 
@@ -57,7 +62,8 @@ export function compile(spec: Spec, opts: CompileOptions): Compiled {
   add({ code: Op.PRCTL, a: PR.SET_PDEATHSIG, b: SIGKILL, what: 'set parent death signal' });
   add({ code: Op.CLOSE_FDS, a: 3 + opts.preserveFds, what: 'close inherited descriptors' });
 
-  // 3. The runtime places us in our cgroups and writes our id maps.
+  // 3. The runtime writes our id maps (and places us in any cgroup the
+  //    spawner could not).
   add({ code: Op.SYNC, a: SyncTag.CLONED, what: 'wait for cgroup placement and id maps' });
   add(...ns.afterMapOps);
   // A new network namespace starts with lo down; runc brings it up.

@@ -10,6 +10,7 @@ import type { Process, Spec } from '../oci/types.js';
 import { O, PR } from './linux.js';
 import { JOIN_ORDER, NAMESPACE_FLAG, PROC_NS_NAME } from './namespaces.js';
 import { CONSOLE_NO_DEVCONSOLE, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
+import { joinCgroupOps } from './cgroups.js';
 import { lsmOps } from './lsm.js';
 import { compileSeccomp, seccompOp } from './seccomp.js';
 import { execOp, identityOps, resolveExecOp, rlimitOps } from './process.js';
@@ -21,6 +22,8 @@ export interface ExecPlanOptions {
   capLastCap: number;
   /** the container's rootfs on the host, for HOME from its /etc/passwd */
   rootfs?: string;
+  /** v1 `tasks` files the spawner moves itself into (src/plan/cgroups.ts) */
+  joinCgroups: readonly string[];
 }
 
 export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): Plan {
@@ -29,6 +32,7 @@ export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): P
   const seccomp = compileSeccomp(spec.linux?.seccomp);
   const ops: PlanOp[] = [];
   const add = (...o: PlanOp[]) => ops.push(...o);
+  add(...joinCgroupOps(opts.joinCgroups));
   add({ code: Op.PRCTL, a: PR.SET_DUMPABLE, b: 0, what: 'make the exec process non-dumpable' });
   add({ code: Op.CLOSE_FDS, a: 3 + opts.preserveFds, what: 'close inherited descriptors' });
   const types = new Set((spec.linux?.namespaces ?? []).map((n) => n.type));

@@ -129,3 +129,14 @@ t.test('pids() picks one hierarchy', async (t) => {
   t.match(pick({ memory: `${base}/m`, unified: `${base}/u` }), `${base}/m/`);
   t.same(cgroupsFromPaths({}).pids(), []);
 });
+
+t.test('preparePlacement: the v1 tasks files the spawner joins, never the v2 directory', async (t) => {
+  const cg = cgroupsFromPaths({
+    cpu: '/sys/fs/cgroup/cpu,cpuacct/x',
+    cpuacct: '/sys/fs/cgroup/cpu,cpuacct/x',
+    pids: '/sys/fs/cgroup/pids/x',
+    unified: '/sys/fs/cgroup/unified/x',
+  });
+  t.same(cg.preparePlacement(), ['/sys/fs/cgroup/cpu,cpuacct/x/tasks', '/sys/fs/cgroup/pids/x/tasks'], 'co-mounted once; unified by clone3');
+  t.same(cgroupsFromPaths({ unified: '/sys/fs/cgroup/x' }).preparePlacement(), [], 'pure v2: nothing to join');
+});

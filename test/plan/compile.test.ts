@@ -93,6 +93,7 @@ function options(o: Partial<CompileOptions> = {}): CompileOptions {
     noPivot: false,
     preserveFds: 0,
     cgroups: V2,
+    joinCgroups: [],
     capLastCap: 40,
     rootfsParentMount: '/',
     ...o,
@@ -908,6 +909,22 @@ t.test('compile does not modify the spec', async (t) => {
   const before = JSON.stringify(s);
   build(s, { cgroups: HYBRID });
   t.equal(JSON.stringify(s), before);
+});
+
+t.test('v1 cgroups: the spawner joins them first, before any namespace', async (t) => {
+  const s = spec();
+  s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: '/proc/1/ns/net' } : n));
+  const tasks = ['/sys/fs/cgroup/pids/c1/tasks', '/sys/fs/cgroup/cpu,cpuacct/c1/tasks'];
+  const { plan } = build(s, { cgroups: HYBRID, joinCgroups: tasks });
+  t.same(
+    plan.ops.slice(0, 2).map((o) => [o.code, o.s]),
+    tasks.map((f) => [Op.WRITE_FILE, [f, '0']]),
+    'a "0" written to each tasks file moves the single-threaded spawner itself',
+  );
+  t.equal(plan.ops[0].what, 'join cgroup /sys/fs/cgroup/pids/c1');
+  t.equal(plan.ops[2].code, Op.SETNS, 'then the joined namespace');
+  t.equal(plan.intermediateOps, 3, 'all of it in the spawner, not the init');
+  t.equal(build(spec()).plan.intermediateOps, 0, 'nothing to join: nothing in the spawner');
 });
 
 // Last: every op of every plan compiled above has a description.

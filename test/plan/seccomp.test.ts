@@ -337,6 +337,7 @@ t.test('compile(): where the filter is loaded', async (t) => {
     noPivot: false,
     preserveFds: 0,
     cgroups: { mode: 'v2' as const, hierarchies: [{ name: '', hostPath: '/sys/fs/cgroup/c1' }] },
+    joinCgroups: [],
     capLastCap: 40,
     rootfsParentMount: '/',
   });
