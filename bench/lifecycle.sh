@@ -4,7 +4,13 @@
 # and the kernel's floors. Then bench/report.mjs prints medians and ratios and
 # writes bench/results/lifecycle.{json,svg}.
 #
-#   bash bench/lifecycle.sh [--runs N] [--warmup N] [--out DIR] [--trace] [--tsrun PATH]
+#   bash bench/lifecycle.sh [--runs N] [--warmup N] [--out DIR] [--trace] [--tsrun PATH] [--isolate S]
+#
+# --isolate S: sleep S seconds before every timed run (hyperfine --prepare),
+# so each run starts after a quiet moment as a lone container start does.
+# Back to back, a runtime's first cgroup.procs write finds the kernel's RCU
+# grace period of the previous run still in effect and skips the wait it
+# pays after a quiet spell (8-20 ms here; src/plan/cgroups.ts).
 #
 # Runtimes: tsrun (cold: Node starts per command), tsrun-warm (the same
 # bin/tsrun with `tsrun engine start` serving its root, src/engine/), runc, crun.
@@ -29,10 +35,10 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=30 warmup=5 out=$REPO/bench/results trace=0 tsrun=$REPO/bin/tsrun
+runs=30 warmup=5 out=$REPO/bench/results trace=0 tsrun=$REPO/bin/tsrun isolate=
 
 die() { echo "lifecycle.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -40,6 +46,7 @@ while [ $# -gt 0 ]; do
     --out) out=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
     --trace) trace=1; shift ;;
     --tsrun) tsrun=$2; shift 2 ;;
+    --isolate) isolate=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "lifecycle.sh: unknown argument $1" >&2; usage ;;
   esac
@@ -53,7 +60,8 @@ done
 # One private mount namespace for all of it (re-exec once inside).
 if [ -z "${TSRUN_BENCH_PRIVATE_NS:-}" ]; then
   exec env TSRUN_BENCH_PRIVATE_NS=1 unshare --mount --propagation private bash "${BASH_SOURCE[0]}" \
-    --runs "$runs" --warmup "$warmup" --out "$out" --tsrun "$tsrun" $([ "$trace" = 1 ] && echo --trace)
+    --runs "$runs" --warmup "$warmup" --out "$out" --tsrun "$tsrun" $([ "$trace" = 1 ] && echo --trace) \
+    ${isolate:+--isolate "$isolate"}
 fi
 if grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/self/mountinfo 2>/dev/null || mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
   umount /sys/fs/cgroup/unified
@@ -122,7 +130,9 @@ cmds+=(-n "unshare" "unshare --pid --mount --uts --ipc --net --fork true")
 mkdir -p "$out"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 [ "$("$tsrun" --root "$work/root-tsrun-warm" engine status | jq .served)" -gt 0 ] || die "the warm rows did not reach the engine"
-hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$out/hyperfine.json" "${cmds[@]}"
+prepare=()
+[ -n "$isolate" ] && prepare=(--prepare "sleep $isolate")
+hyperfine -N -i --warmup "$warmup" --runs "$runs" "${prepare[@]}" --export-json "$out/hyperfine.json" "${cmds[@]}"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The conditions of the run, beside hyperfine's results, for the report.
@@ -130,8 +140,9 @@ jq --arg date "$(date -u +%FT%TZ)" --argjson runs "$runs" --argjson warmup "$war
   --arg before "$load_before" --arg after "$load_after" --argjson cpus "$(nproc)" \
   --arg kernel "$(uname -r)" --arg tsrun "$("$tsrun" --version | head -1)" \
   --arg runc "$(runc --version | head -1)" --arg crun "$(crun --version | head -1)" \
-  --arg node "$(node --version)" --arg hyperfine "$(hyperfine --version)" \
+  --arg node "$(node --version)" --arg hyperfine "$(hyperfine --version)" --arg isolate "$isolate" \
   '.tsrunBench = {date: $date, runs: $runs, warmup: $warmup, cpus: $cpus, kernel: $kernel,
+     isolateSeconds: (if $isolate == "" then null else ($isolate | tonumber) end),
      loadavgBefore: ($before | split(" ") | map(tonumber)), loadavgAfter: ($after | split(" ") | map(tonumber)),
      versions: {tsrun: $tsrun, runc: $runc, crun: $crun, node: $node, hyperfine: $hyperfine},
      cgroups: "v1 (cgroup2 at /sys/fs/cgroup/unified unmounted in a private mount namespace)"}' \

@@ -46,7 +46,8 @@ process.stdout.write(lib.formatLifecycle(summary));
 
 const when = meta.date ? meta.date.slice(0, 10) : new Date().toISOString().slice(0, 10);
 const load = meta.loadavgBefore ? `, load ${meta.loadavgBefore[0]}→${meta.loadavgAfter?.[0] ?? '?'} on ${meta.cpus ?? '?'} CPUs` : '';
-const subtitle = note ?? `${meta.runs ?? '?'} runs each, one hyperfine invocation, ${when}${load}; absolute numbers are for that machine, ratios are the result`;
+const isolated = meta.isolateSeconds ? `, ${meta.isolateSeconds} s of quiet before each run` : '';
+const subtitle = note ?? `${meta.runs ?? '?'} runs each, one hyperfine invocation${isolated}, ${when}${load}; absolute numbers are for that machine, ratios are the result`;
 fs.mkdirSync(out, { recursive: true });
 fs.writeFileSync(path.join(out, 'lifecycle.json'), JSON.stringify({ ...summary, conditions: meta }, null, 2) + '\n');
 fs.writeFileSync(path.join(out, 'lifecycle.svg'), lib.lifecycleSvg(summary, subtitle));
