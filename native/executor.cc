@@ -688,7 +688,14 @@ static int run_op(PreparedPlan* p, uint32_t i) {
       return 0;
     }
     case OP_SETNS: {
-      int fd = open(o.s[0], O_RDONLY | O_CLOEXEC);
+      int fd;
+      if (o.op.flags & SETNS_FROM_SLOT) {
+        if (o.op.b < 0 || o.op.b >= SLOT_COUNT || p->slots[o.op.b] < 0) { errno = EBADF; return -1; }
+        fd = p->slots[o.op.b];
+        p->slots[o.op.b] = -1;
+      } else {
+        fd = open(o.s[0], O_RDONLY | O_CLOEXEC);
+      }
       if (fd < 0) return -1;
       int r = setns(fd, (int)o.op.a);
       int e = errno;

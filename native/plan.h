@@ -56,6 +56,7 @@ enum PlanSlot : uint32_t {
   SLOT_PTY = 4,             // the pty slave once a console exists
   SLOT_CGROUP = 5,          // the cgroup v2 directory the spawner clones the init into:
                             // kept by OP_CLOSE_FDS in the spawner, closed by the init
+  SLOT_CGROUP_NS = 6,       // a cgroup namespace the init joins after its clone (SETNS_FROM_SLOT)
   SLOT_COUNT = 8,
 };
 
@@ -63,7 +64,7 @@ enum PlanOpCode : uint32_t {
   OP_PRCTL = 1,           // prctl(a, b)
   OP_CLOSE_FDS = 2,       // close every fd >= a except slots; clear CLOEXEC on [3, a)
   OP_SYNC = 3,            // tell the parent "sync a" and wait for its ack
-  OP_SETNS = 4,           // setns(open(s0), a)
+  OP_SETNS = 4,           // setns(open(s0), a); flags & SETNS_FROM_SLOT: setns(slot b, a), then close it
   OP_UNSHARE = 5,         // unshare(a)
   OP_SETRESID = 6,        // setresgid(b,b,b); setresuid(a,a,a)
   OP_WRITE_FILE = 7,      // write s0 <- s1 (absolute path in the runtime's view)
@@ -119,6 +120,10 @@ enum MountFlags : uint32_t {
 // Op flag for OP_CONSOLE: an exec'd process gets a pty but leaves the
 // container's /dev/console alone.
 #define CONSOLE_NO_DEVCONSOLE 1u
+// Op flag for OP_SETNS: the namespace fd is in slot b, opened by an earlier
+// OP_OPEN_SLOT (a cgroup namespace is joined only after the clone: see
+// src/plan/namespaces.ts).
+#define SETNS_FROM_SLOT 1u
 
 // MSG_ERROR steps past the ops: op_count + STEP_* (src/lifecycle/create.ts stepError).
 #define STEP_INIT_EXEC 0u         // exec of the sealed tsrun-init

@@ -48,6 +48,10 @@ async function placementCase(t: Test, wrapper: string | undefined): Promise<void
   leakCheck(t);
   const b = await makeBundle(t, (c) => {
     c.process.args = ['sleep', '600'];
+    // With a cgroup namespace, as `runc spec` makes on cgroup v2: joined by
+    // the exec'd process before its placement, it made an nsdelegate cgroup2
+    // refuse that placement (ENOENT).
+    if (!c.linux.namespaces.some((n) => n.type === 'cgroup')) c.linux.namespaces.push({ type: 'cgroup' });
   });
   const id = uniqueId('cg-place');
   cleanupContainer(t, id);

@@ -37,6 +37,21 @@ t.test('exec joins every namespace of the container', async (t) => {
   t.not(lines[5], 'pid=1', 'not the init');
 });
 
+t.test("exec joins the container's cgroup namespace, after its cgroup", async (t) => {
+  // Joined by the process itself once placed (src/plan/namespaces.ts
+  // cgroupnsJoinOps): its cgroups are the namespace root, as for the init.
+  const { id, initPid } = await running(t, (c) => {
+    if (!c.linux.namespaces.some((n) => n.type === 'cgroup')) c.linux.namespaces.push({ type: 'cgroup' });
+  });
+  const r = await tsrun(['exec', id, 'sh', '-c', 'readlink /proc/self/ns/cgroup; cat /proc/self/cgroup']);
+  t.equal(r.code, 0, r.stderr);
+  const [ns, ...cgroups] = r.stdout.trim().split('\n');
+  t.equal(ns, fs.readlinkSync(`/proc/${initPid}/ns/cgroup`), "the init's cgroup namespace");
+  t.not(ns, fs.readlinkSync('/proc/self/ns/cgroup'), "not the host's");
+  t.ok(cgroups.length > 0, 'it reads /proc/self/cgroup');
+  for (const l of cgroups) t.match(l, /^\d+:[^:]*:\/$/, `"${l}": at the namespace root, so in the container's cgroup`);
+});
+
 t.test('exit status, signals, stdin', async (t) => {
   const { id } = await running(t);
   t.equal((await tsrun(['exec', id, 'sh', '-c', 'exit 7'])).code, 7, 'exit code passed through');

@@ -171,6 +171,31 @@ t.test('joins an existing network namespace by path', { skip }, async (t) => {
   t.notMatch(section(fresh, 'addr'), /10\.213\.7\.9/, 'and has no such address');
 });
 
+t.test('joins an existing cgroup namespace by path', { skip }, async (t) => {
+  // The init joins it after its cgroup placement, from a descriptor its
+  // spawner opened (src/plan/namespaces.ts cgroupnsJoinOps).
+  const holder: ChildProcess = spawn('unshare', ['--cgroup', 'sleep', '600'], { stdio: 'ignore' });
+  t.teardown(() => {
+    holder.kill('SIGKILL');
+  });
+  const nsPath = `/proc/${holder.pid}/ns/cgroup`;
+  let want = '';
+  for (let i = 0; i < 100 && (want === '' || want === hostNs('cgroup')); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    want = fs.readlinkSync(nsPath);
+  }
+  t.not(want, hostNs('cgroup'), 'the holder is in a cgroup namespace of its own');
+  const out = await inside(
+    t,
+    (c) => {
+      c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== 'cgroup');
+      c.linux.namespaces.push({ type: 'cgroup', path: nsPath });
+    },
+    'readlink /proc/self/ns/cgroup',
+  );
+  t.equal(out.trim(), want, "the container's cgroup namespace is the one at the path");
+});
+
 t.test('joins an existing pid namespace by path', { skip }, async (t) => {
   const marker = uniqueId('iso-pidns');
   // `unshare --fork` makes a child, PID 1 of the new namespace: a shell

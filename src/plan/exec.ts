@@ -8,7 +8,7 @@
  */
 import type { Process, Spec } from '../oci/types.js';
 import { O, PR } from './linux.js';
-import { JOIN_ORDER, NAMESPACE_FLAG, PROC_NS_NAME } from './namespaces.js';
+import { cgroupnsJoinOps, JOIN_ORDER, NAMESPACE_FLAG, PROC_NS_NAME } from './namespaces.js';
 import { CONSOLE_NO_DEVCONSOLE, Op, Slot, SyncTag, type Plan, type PlanOp } from './plan.js';
 import { joinCgroupOps } from './cgroups.js';
 import { lsmOps } from './lsm.js';
@@ -36,14 +36,24 @@ export function compileExec(spec: Spec, proc: Process, opts: ExecPlanOptions): P
   add({ code: Op.PRCTL, a: PR.SET_DUMPABLE, b: 0, what: 'make the exec process non-dumpable' });
   add({ code: Op.CLOSE_FDS, a: 3 + opts.preserveFds, what: 'close inherited descriptors' });
   const types = new Set((spec.linux?.namespaces ?? []).map((n) => n.type));
+  let joinCgroupns: PlanOp | undefined;
   for (const type of JOIN_ORDER) {
     if (!types.has(type)) continue;
     const file = `/proc/${opts.initPid}/ns/${PROC_NS_NAME[type]}`;
+    if (type === 'cgroup') {
+      // Joined by the process itself once it is in the container's cgroup
+      // (namespaces.ts cgroupnsJoinOps).
+      const { open, join } = cgroupnsJoinOps(file);
+      add(open);
+      joinCgroupns = { ...join, what: "join the container's cgroup namespace" };
+      continue;
+    }
     add({ code: Op.SETNS, a: NAMESPACE_FLAG[type], s: [file], what: `join the container's ${type} namespace` });
   }
   const intermediateOps = ops.length;
 
   add({ code: Op.SYNC, a: SyncTag.CLONED, what: 'wait for cgroup placement' });
+  if (joinCgroupns) add(joinCgroupns);
   if (proc.terminal) {
     add({ code: Op.OPEN_SLOT, a: Slot.ROOT, b: O.PATH | O.DIRECTORY, s: ['/'], what: 'open the container root' });
     add({

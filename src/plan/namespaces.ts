@@ -6,7 +6,7 @@
 import type { NamespaceType, Spec } from '../oci/types.js';
 import { ConfigError } from '../errors.js';
 import { CLONE } from './linux.js';
-import { Op, type PlanOp } from './plan.js';
+import { Op, SETNS_FROM_SLOT, Slot, type PlanOp } from './plan.js';
 
 export const NAMESPACE_FLAG: Record<NamespaceType, number> = {
   pid: CLONE.NEWPID,
@@ -44,6 +44,29 @@ export interface NamespaceSetup {
   cgroupns: boolean;
 }
 
+/**
+ * Joining an existing cgroup namespace, in two halves: the spawner opens it
+ * (its path is a host path, unreachable once the mount namespace is joined)
+ * and the init joins it after its clone. Joined by the spawner, the
+ * namespace would hide the spawner's own cgroup from itself, and on a
+ * cgroup2 mounted with nsdelegate (systemd's default) the kernel then
+ * refuses to place the child in the container's cgroup with ENOENT, by
+ * clone3 or by cgroup.procs alike (cgroup_procs_write_permission; runc too
+ * joins the cgroup namespace last, after its cgroup placement).
+ */
+export function cgroupnsJoinOps(path: string): { open: PlanOp; join: PlanOp } {
+  return {
+    open: { code: Op.OPEN_SLOT, a: Slot.CGROUP_NS, b: 0, s: [path], what: `open cgroup namespace ${path}` },
+    join: {
+      code: Op.SETNS,
+      flags: SETNS_FROM_SLOT,
+      a: CLONE.NEWCGROUP,
+      b: Slot.CGROUP_NS,
+      what: `join cgroup namespace ${path}`,
+    },
+  };
+}
+
 export function namespaceSetup(spec: Spec): NamespaceSetup {
   const list = spec.linux?.namespaces ?? [];
   const byType = new Map(list.map((n) => [n.type, n]));
@@ -53,10 +76,16 @@ export function namespaceSetup(spec: Spec): NamespaceSetup {
   }
   let cloneFlags = 0;
   const joinOps: PlanOp[] = [];
+  const afterMapOps: PlanOp[] = [];
+  let joinCgroupns: PlanOp | undefined;
   for (const type of JOIN_ORDER) {
     const ns = byType.get(type);
     if (!ns) continue;
-    if (ns.path) {
+    if (ns.path && type === 'cgroup') {
+      const { open, join } = cgroupnsJoinOps(ns.path);
+      joinOps.push(open);
+      joinCgroupns = join;
+    } else if (ns.path) {
       joinOps.push({ code: Op.SETNS, a: NAMESPACE_FLAG[type], s: [ns.path], what: `join ${type} namespace ${ns.path}` });
     } else if (type !== 'cgroup' && type !== 'time') {
       cloneFlags |= NAMESPACE_FLAG[type];
@@ -64,7 +93,6 @@ export function namespaceSetup(spec: Spec): NamespaceSetup {
   }
   const user = byType.get('user');
   const newUserns = !!user && !user.path;
-  const afterMapOps: PlanOp[] = [];
   if (newUserns) {
     const rootUid = (spec.linux?.uidMappings ?? []).some((m) => m.containerID === 0);
     const rootGid = (spec.linux?.gidMappings ?? []).some((m) => m.containerID === 0);
@@ -78,6 +106,7 @@ export function namespaceSetup(spec: Spec): NamespaceSetup {
   if (cgroup && !cgroup.path) {
     afterMapOps.push({ code: Op.UNSHARE, a: CLONE.NEWCGROUP, what: 'create cgroup namespace' });
   }
+  if (joinCgroupns) afterMapOps.push(joinCgroupns);
   // CLONE_NEWTIME cannot be passed to clone(); unshare it, set the offsets
   // (allowed until a process enters), and execve moves the init into it.
   const time = byType.get('time');

@@ -46,7 +46,7 @@ export const Op = {
 export type OpCode = (typeof Op)[keyof typeof Op];
 
 /** native/plan.h PlanSlot */
-export const Slot = { SYNC: 0, CONSOLE_SOCKET: 1, EXEC_FIFO: 2, ROOT: 3, PTY: 4 } as const;
+export const Slot = { SYNC: 0, CONSOLE_SOCKET: 1, EXEC_FIFO: 2, ROOT: 3, PTY: 4, CGROUP_NS: 6 } as const;
 
 /** native/plan.h MountFlags */
 export const MountFlag = {
@@ -59,6 +59,7 @@ export const MountFlag = {
 
 export const PIVOT_NO_PIVOT = 1;
 export const CONSOLE_NO_DEVCONSOLE = 1;
+export const SETNS_FROM_SLOT = 1;
 export const CHDIR_AS_ROOT = 1;
 
 /** Tags of the sync points the runtime process acts on. */
