@@ -250,6 +250,23 @@ Napi::Value MkFifo(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// exchange(a, b): swaps two paths atomically (renameat2 RENAME_EXCHANGE).
+// false where it cannot be done: b does not exist yet, or the kernel or the
+// filesystem has no exchange (ENOSYS, EINVAL); the caller then renames.
+Napi::Value Exchange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string a = info[0].As<Napi::String>().Utf8Value();
+  std::string b = info[1].As<Napi::String>().Utf8Value();
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+  if (syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0)
+    return Napi::Boolean::New(env, true);
+  if (errno == ENOENT || errno == EINVAL || errno == ENOSYS) return Napi::Boolean::New(env, false);
+  ErrnoError(env, errno, "exchange " + a + " and " + b).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 // socketpair() -> [a, b]: the console channel of `run`/`exec` with a
 // terminal and no --console-socket (the init sends the pty master on b).
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
@@ -369,6 +386,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tryWait", Napi::Function::New(env, TryWait));
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
   exports.Set("mkfifo", Napi::Function::New(env, MkFifo));
+  exports.Set("exchange", Napi::Function::New(env, Exchange));
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));

@@ -96,6 +96,8 @@ export interface Addon {
   tryWait(pid: number): ExitStatus | null;
   connectUnix(path: string): number;
   mkfifo(path: string, mode: number): void;
+  /** renameat2(a, b, RENAME_EXCHANGE); false when b does not exist or the filesystem cannot exchange */
+  exchange(a: string, b: string): boolean;
   strerror(errno: number): string;
   socketPair(): [number, number];
   recvFd(sock: number): number;
@@ -134,6 +136,11 @@ export function devMinor(dev: number): number {
 }
 
 let addon: Addon | undefined;
+
+/** The addon if something already loaded it: for shortcuts not worth a dlopen of their own. */
+export function loadedNative(): Addon | undefined {
+  return addon;
+}
 
 /** Loads the addon on first use so commands that never spawn (state, list) skip the dlopen. */
 export function native(): Addon {

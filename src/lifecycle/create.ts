@@ -177,24 +177,28 @@ export function create(store: Store, opts: CreateOptions): Created {
     phase: 'creating',
     creatorPid: parent.creatorPid,
     creatorStartTime: procStat(parent.creatorPid)?.startTime,
-    ...(parent.enginePid === undefined ? {} : { enginePid: parent.enginePid, engineStartTime: procStat(parent.enginePid)?.startTime }),
+    ...(parent.enginePid === undefined ? {} : { enginePid: parent.enginePid, engineStartTime: parent.engineStartTime }),
     annotations: spec.annotations,
     config: spec,
   };
   let sync = -1;
   let consoleFd = -1;
   try {
-    store.save(rec);
-    trace('create: id claimed, record written');
+    // Every save is a write and a rename (over the last one: on ext4 that
+    // flushes the new file), so there are as few as crash safety allows: this
+    // one, the init's pid, and the final phase.
     const cgroups = openCgroups({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: opts.systemdCgroup, layout: host.layout });
-    // Record before creating, so a crash mid-way still lets delete find them.
+    // The cgroup paths are recorded before they are made, so a crash mid-way
+    // still lets delete find the leaves (which it removes whoever made them).
     rec.cgroups = cgroups.toJSON();
     store.save(rec);
-    trace('create: cgroup layout detected');
+    trace('create: id claimed, record written with the cgroup paths');
     cgroups.create();
     rec.cgroups = cgroups.toJSON();
-    store.save(rec);
-    trace('create: cgroups created, record written');
+    // Parents made for the leaves are removed by delete only if recorded as ours.
+    const leaves = new Set(Object.values(cgroups.paths));
+    if (cgroups.created.some((d) => !leaves.has(d))) store.save(rec);
+    trace('create: cgroups created');
     // linux.resources, before any process joins (src/cgroups/apply.ts).
     for (const w of cgroups.apply(spec.linux?.resources ?? {}, { devices: spec.linux?.devices })) log.warn(w);
     const joinCgroups = cgroups.preparePlacement();
@@ -282,8 +286,9 @@ export function create(store: Store, opts: CreateOptions): Created {
     // The pid file first: a create killed before it never reads as "created".
     if (opts.pidFile) writePidFile(opts.pidFile, rec.pid);
     rec.phase = 'created';
-    store.save(rec);
-    trace('create: state written (created)');
+    // `run` goes on to 'running' at once (startRun): nobody could tell 'created' had been on disk.
+    if (opts.mode === 'create') store.save(rec);
+    trace('create: created');
     if (opts.mode === 'create') {
       parent.closeSync(sync);
       sync = -1;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Spec } from '../oci/types.js';
 import type { CgroupsState } from '../cgroups/manager.js';
 import { UserError } from '../errors.js';
+import { loadedNative } from '../native.js';
 
 export const DEFAULT_ROOT = '/run/tsrun';
 const STATE_FILE = 'state.json';
@@ -88,16 +89,40 @@ export class Store {
     return rec;
   }
 
-  /** Atomic replace: readers see the old or the new record, never half of one. */
+  /**
+   * Atomic replace: readers see the old or the new record, never half of
+   * one. Where the addon is loaded anyway (create, run, exec, the engine)
+   * the new file is exchanged with the old (RENAME_EXCHANGE) and the old one
+   * unlinked: a rename over an existing file makes ext4 start writing the new
+   * one out (auto_da_alloc), ~0.2 ms per save, and the unlink at delete
+   * then waits for that write. State needs no durability: it lives on a
+   * tmpfs (/run) on most hosts and means nothing after a reboot.
+   */
   save(rec: ContainerRecord): void {
     const file = path.join(this.dir(rec.id), STATE_FILE);
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    if (loadedNative()?.exchange(tmp, file)) fs.unlinkSync(tmp);
+    else fs.renameSync(tmp, file);
   }
 
   remove(id: string): void {
-    fs.rmSync(this.dir(id), { recursive: true, force: true });
+    const dir = this.dir(id);
+    // The usual state directory holds only files: unlink them and rmdir,
+    // without fs.rmSync's recursive walk (an lstat per entry, ~1 ms here).
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    try {
+      for (const f of names) fs.unlinkSync(path.join(dir, f));
+      fs.rmdirSync(dir);
+    } catch {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   ids(): string[] {

@@ -12,6 +12,7 @@ import { UserError } from '../../src/errors.js';
 import { ociState, parseSignal, statusOf } from '../../src/lifecycle/container.js';
 import { procStat } from '../../src/lifecycle/proc.js';
 import { DEFAULT_ROOT, Store, checkId, writePidFile, type ContainerRecord } from '../../src/lifecycle/store.js';
+import { native } from '../../src/native.js';
 import { EXEC_FIFO } from '../../src/plan/compile.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-store-'));
@@ -189,6 +190,44 @@ t.test('save / tryLoad / load round trip', async (t) => {
   t.not(fs.statSync(file).ino, ino, 'a new inode: atomic replace');
   t.match(store.load('c1'), { phase: 'created', pid: 42 });
   t.strictSame(store.ids(), ['c1']);
+});
+
+t.test('save with the addon loaded: exchanged with the old record, then the old one unlinked', async (t) => {
+  native(); // loads build/Release/tsrun.node (npm test builds it first)
+  const store = new Store(freshRoot());
+  store.claim('c1');
+  const rec = record('c1');
+  store.save(rec);
+  const file = path.join(store.dir('c1'), 'state.json');
+  const first = fs.statSync(file).ino;
+  store.save({ ...rec, phase: 'running', pid: 7 });
+  t.not(fs.statSync(file).ino, first, 'a new inode: the new file took the old one\'s place');
+  t.match(store.load('c1'), { phase: 'running', pid: 7 }, 'the new record');
+  t.strictSame(fs.readdirSync(store.dir('c1')), ['state.json'], 'the old record (swapped to the temporary name) is gone');
+  t.equal(fs.statSync(file).mode & 0o777, 0o600, 'still 0600');
+  // The exchange itself: both names stay, contents swapped.
+  const a = path.join(tmp, 'xa');
+  const b = path.join(tmp, 'xb');
+  fs.writeFileSync(a, 'A');
+  fs.writeFileSync(b, 'B');
+  t.equal(native().exchange(a, b), true, 'exchange reports success');
+  t.strictSame([fs.readFileSync(a, 'utf8'), fs.readFileSync(b, 'utf8')], ['B', 'A'], 'contents swapped');
+  t.equal(native().exchange(a, path.join(tmp, 'missing')), false, 'no second file: false, so the caller renames');
+});
+
+t.test('remove: files, and a directory inside by the slow way', async (t) => {
+  const store = new Store(freshRoot());
+  store.claim('c1');
+  store.save(record('c1'));
+  fs.writeFileSync(path.join(store.dir('c1'), 'exec.fifo'), '');
+  store.remove('c1');
+  t.notOk(fs.existsSync(store.dir('c1')), 'state directory removed');
+  store.claim('c2');
+  fs.mkdirSync(path.join(store.dir('c2'), 'sub'));
+  fs.writeFileSync(path.join(store.dir('c2'), 'sub', 'f'), 'x');
+  store.remove('c2');
+  t.notOk(fs.existsSync(store.dir('c2')), 'with a subdirectory too');
+  t.doesNotThrow(() => store.remove('c2'), 'already gone: nothing to do');
 });
 
 t.test('tryLoad: missing, foreign and unreadable records', async (t) => {
