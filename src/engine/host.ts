@@ -7,7 +7,7 @@
  * maps, hooks, state) stays here, in the same code.
  */
 import { MsgKind, native, type ChildMsg, type SpawnResult } from '../native.js';
-import { sleepMs } from '../lifecycle/proc.js';
+import { ownStartTime, sleepMs } from '../lifecycle/proc.js';
 import { initExeFd, type EngineAddon, type WireMsg } from './wire.js';
 import { Em, joinNul } from './protocol.js';
 
@@ -19,8 +19,9 @@ export interface ProcessHost {
    * create reads as stopped at once, as it does cold.
    */
   readonly creatorPid: number;
-  /** the engine serving the command, if one does */
+  /** the engine serving the command, if one does, and its /proc/<pid>/stat starttime */
   readonly enginePid?: number;
+  readonly engineStartTime?: string;
   spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult;
   next(sync: number, ack: boolean, timeoutMs: number): ChildMsg | null;
   closeSync(sync: number): void;
@@ -99,6 +100,7 @@ function errnoError(errno: number, what: string): Error {
 export class RemoteHost implements ProcessHost {
   readonly remote = true;
   readonly enginePid = process.pid;
+  readonly engineStartTime = ownStartTime();
   handedOver = false;
   /** the launcher sends the init's first message right after spawning it (EM_SPAWN d) */
   private prefetched = false;

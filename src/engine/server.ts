@@ -69,10 +69,14 @@ function nsOf(pid: number | 'self', ns: string): string {
   }
 }
 
+/** Ours, read once: an engine never changes namespaces. */
+let ownNamespaces: string[] | undefined;
+
 /** The launcher must see the same mounts, pids and cgroups we do, or paths and pids would mean other things. */
 function sameNamespaces(pid: number): boolean {
   if (pid <= 0) return false;
-  return NAMESPACES.every((ns) => nsOf(pid, ns) === nsOf('self', ns));
+  ownNamespaces ??= NAMESPACES.map((ns) => nsOf('self', ns));
+  return NAMESPACES.every((ns, i) => nsOf(pid, ns) === ownNamespaces![i]);
 }
 
 function ensureDir(): void {
