@@ -18,6 +18,7 @@ import { type Cgroups, cgroupsFromPaths } from '../cgroups/manager.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { EXEC_FIFO } from '../plan/compile.js';
+import { trace } from '../bench/trace.js';
 import { hasHooks, runHooks, runHooksWarn } from './hooks.js';
 import { isAlive, procStat, sleepMs, waitGone } from './proc.js';
 import { checkId, type ContainerRecord, Store } from './store.js';
@@ -211,11 +212,14 @@ export function destroy(store: Store, rec: ContainerRecord): void {
     }
   }
   if (rec.pid) waitGone(rec.pid, rec.pidStartTime, 5000);
+  trace('delete: processes gone');
   if (cg) cg.destroy();
+  trace('delete: cgroups removed');
   if (hasHooks(rec.config, 'poststop')) {
     runHooksWarn('poststop', { spec: rec.config, state: hookState(store, rec, 'stopped'), initPid: rec.pid, dir: store.dir(rec.id) });
   }
   store.remove(rec.id);
+  trace('delete: state removed');
 }
 
 /**
@@ -249,6 +253,7 @@ export function remove(store: Store, id: string, force: boolean): void {
     return;
   }
   const status = statusOf(store, rec);
+  trace('delete: record read');
   if ((status === 'running' || status === 'creating' || status === 'paused') && !force) {
     throw new UserError(`cannot delete container ${id} that is not stopped: ${status}`);
   }
