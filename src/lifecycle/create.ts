@@ -184,9 +184,9 @@ export function create(store: Store, opts: CreateOptions): Created {
   let sync = -1;
   let consoleFd = -1;
   try {
-    // Every save is a write and a rename (over the last one: on ext4 that
-    // flushes the new file), so there are as few as crash safety allows: this
-    // one, the init's pid, and the final phase.
+    // Each save is a file written and swapped in (Store.save), so there are
+    // as few as crash safety allows: this one, the init's pid, and the final
+    // phase.
     const cgroups = openCgroups({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: opts.systemdCgroup, layout: host.layout });
     // The cgroup paths are recorded before they are made, so a crash mid-way
     // still lets delete find the leaves (which it removes whoever made them).

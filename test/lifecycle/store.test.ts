@@ -215,7 +215,7 @@ t.test('save with the addon loaded: exchanged with the old record, then the old 
   t.equal(native().exchange(a, path.join(tmp, 'missing')), false, 'no second file: false, so the caller renames');
 });
 
-t.test('remove: files, and a directory inside by the slow way', async (t) => {
+t.test('remove: the state files, and a directory inside too', async (t) => {
   const store = new Store(freshRoot());
   store.claim('c1');
   store.save(record('c1'));
