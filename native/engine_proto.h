@@ -12,7 +12,7 @@
 #pragma once
 #include <stdint.h>
 
-#define ENGINE_PROTO_VERSION 3
+#define ENGINE_PROTO_VERSION 4
 // Where engines listen: <dir>/<fnv1a64(absolute --root) as 16 hex>.sock
 #define ENGINE_SOCKET_DIR "/run/tsrun-engine"
 // Upper bound of one datagram (a plan is a few KB; env and argv less).
@@ -40,7 +40,11 @@ enum EngineMsgType : uint32_t {
                       // cold if the engine dies before EM_EXIT/EM_WAIT
   EM_WAIT = 9,        // a = pid: wait for it (forwarding signals) and exit with
                       // its status; payload: argv (NUL-separated) to run
-                      // afterwards through an engine or cold (run's delete), or empty
+                      // afterwards through an engine or cold (run's delete), or empty;
+                      // b > 0: the engine waits b ms on this connection for
+                      // EM_EXITED and then runs that argv itself, answering EM_EXIT
+                      // (a process that outlives the wait finds the connection
+                      // closed: the argv then goes the usual way)
 
   // launcher -> engine
   EM_REQUEST = 101,   // a = umask, b = argc, c = envc;
@@ -52,4 +56,5 @@ enum EngineMsgType : uint32_t {
                       // MSG_SECCOMP_FD's listener fd rides along (SCM_RIGHTS)
   EM_DONE = 105,      // reply to REAP (a = 1 when reaped)
   EM_CONTROL = 106,   // payload: build id, then "status" or "stop"
+  EM_EXITED = 107,    // after EM_WAIT with b > 0: the process is gone (a = its status)
 };

@@ -46,6 +46,23 @@ namespace {
 // for the command that is waiting for it.
 const int HELLO_TIMEOUT_MS = 200;
 
+// TSRUN_TRACE=1: one line per step on stderr, in ms since the launcher
+// started, beside the engine's own lines for the same command
+// (src/bench/trace.ts), so the time between them shows too.
+bool tracing = false;
+struct timespec started_at;
+
+void trace(const char* what, long arg = -1) {
+  if (!tracing) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  double ms = (now.tv_sec - started_at.tv_sec) * 1e3 + (now.tv_nsec - started_at.tv_nsec) / 1e6;
+  char line[160];
+  int n = arg >= 0 ? snprintf(line, sizeof(line), "tsrun-trace: launcher %6.2f ms  %s %ld\n", ms, what, arg)
+                   : snprintf(line, sizeof(line), "tsrun-trace: launcher %6.2f ms  %s\n", ms, what);
+  if (n > 0) (void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
 std::string self_dir() {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
@@ -228,6 +245,7 @@ struct Session {
   std::vector<std::string> cleanup;
   pid_t wait_pid = 0;
   std::vector<std::string> after;  // run's delete, once the container is gone
+  int after_inline_ms = 0;         // > 0: the engine waits that long for EM_EXITED to run it itself
   int code = 0;
 };
 
@@ -261,6 +279,7 @@ int connect_engine(const std::string& root, const std::string& build) {
     close(sock);
     return -1;
   }
+  trace("engine's hello");
   return sock;
 }
 
@@ -327,6 +346,7 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
   }
   int stdio[3] = {0, 1, 2};
   if (!send_msg(s.sock, header(EM_REQUEST, (int32_t)mask, (int32_t)args.size(), envc), payload, stdio, 3)) return COLD;
+  trace("request sent");
   bool started = false;  // the engine acted on the request
   for (;;) {
     Msg m;
@@ -340,6 +360,7 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
       case EM_FALLBACK:
         return COLD;
       case EM_SPAWN: {
+        trace("plan received, bytes", (long)m.payload.size());
         size_t i = 0;
         // The sealed tsrun-init every child execs first (native/init-main.cc):
         // the engine's copy, so containers never run a file on the host.
@@ -371,12 +392,16 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
           }
         }
         for (int fd : m.fds) close(fd);
+        trace("spawned, pid", reply.type == EM_SPAWNED ? reply.a : 0);
         if (!send_msg(s.sock, reply, body)) return LOST;
         if (reply.type == EM_SPAWNED && m.h.d > 0 && !relay_next(s, false, m.h.d)) return LOST;
+        trace("init's first message relayed");
         break;
       }
       case EM_NEXT:
+        trace(m.h.a ? "ack, waiting for the init" : "waiting for the init");
         if (!relay_next(s, m.h.a != 0, m.h.b)) return LOST;
+        trace("init's message relayed");
         break;
       case EM_CLOSE_SYNC:
         if (s.sync >= 0) close(s.sync);
@@ -401,8 +426,10 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
         s.cleanup = split_nul(m.payload);
         break;
       case EM_WAIT:
+        trace("process handed over, pid", m.h.a);
         s.wait_pid = m.h.a;
         s.after = split_nul(m.payload);
+        s.after_inline_ms = m.h.b;
         return DONE;
       default:
         return LOST;
@@ -416,7 +443,12 @@ bool try_engine(const Parsed& p, const std::string& build, const std::vector<std
   s.sock = connect_engine(p.root, build);
   if (s.sock < 0) return false;
   Outcome o = serve(s, build, args);
-  close(s.sock);
+  // Kept open only for run's delete on the same connection (EM_WAIT b).
+  bool inline_after = o == DONE && s.wait_pid > 0 && !s.after.empty() && s.after_inline_ms > 0;
+  if (!inline_after) {
+    close(s.sock);
+    s.sock = -1;
+  }
   if (s.sync >= 0) close(s.sync);
   if (o == COLD) {
     forward_signals(false);
@@ -445,15 +477,31 @@ bool try_engine(const Parsed& p, const std::string& build, const std::vector<std
       if (pending_mask & (1 << sig)) kill(s.wait_pid, sig);
     pending_mask = 0;
     int status = wait_status(s.wait_pid);
+    trace("process exited, status", status);
     forward_signals(false);
     fg_pid = 0;
     *code = status;
     if (!s.after.empty()) {
       int after = 0;
+      bool done = false;
+      if (s.sock >= 0) {
+        // The engine may still be waiting for us: then it runs the delete
+        // and answers EM_EXIT. Past its wait the connection is closed (send
+        // fails or recv sees EOF) and the delete goes as a command of its own.
+        Msg m;
+        if (send_msg(s.sock, header(EM_EXITED, status)) && recv_msg(s.sock, &m) == 1 && m.h.type == EM_EXIT) {
+          after = m.h.a;
+          done = true;
+          trace("deleted on the same connection");
+        }
+        close(s.sock);
+        s.sock = -1;
+      }
       std::vector<std::string> av(s.after.begin(), s.after.end());
-      if (!try_engine(p, build, av, &after)) after = run_cold_child(av, false);
+      if (!done && !try_engine(p, build, av, &after)) after = run_cold_child(av, false);
       if (after != 0) *code = after;
     }
+    if (s.sock >= 0) close(s.sock);
     return true;
   }
   forward_signals(false);
@@ -464,6 +512,9 @@ bool try_engine(const Parsed& p, const std::string& build, const std::vector<std
 }  // namespace
 
 int main(int argc, char** argv) {
+  clock_gettime(CLOCK_MONOTONIC, &started_at);
+  const char* tr = getenv("TSRUN_TRACE");
+  tracing = tr && *tr && strcmp(tr, "0") != 0;
   const char* mode = getenv("TSRUN_ENGINE");
   bool off = mode && (strcmp(mode, "0") == 0 || strcmp(mode, "off") == 0);
   Parsed p = parse(argc, argv);
@@ -475,7 +526,11 @@ int main(int argc, char** argv) {
     std::string build = own_build_id();
     std::vector<std::string> args(argv + 1, argv + argc);
     int code = 0;
-    if (try_engine(p, build, args, &code)) return code;
+    if (try_engine(p, build, args, &code)) {
+      trace("done");
+      return code;
+    }
   }
+  trace("cold: exec node");
   exec_cold(argv + 1);
 }

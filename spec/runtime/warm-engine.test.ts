@@ -96,6 +96,34 @@ t.test('a command through the engine behaves as cold, and the engine serves it',
   t.equal(after!.served - before.served, 3, 'the engine served the warm run, its delete and the warm state (not the cold ones)');
 });
 
+t.test("run's delete: on the run's own connection when the process is quick, a command of its own when not", { skip }, async (t) => {
+  leakCheck(t);
+  const quick = await makeBundle(t, (c) => {
+    c.process.args = ['true'];
+  });
+  const slow = await makeBundle(t, (c) => {
+    c.process.args = ['sleep', '0.3']; // well past the engine's wait (INLINE_AFTER_MS)
+  });
+  await startEngine(t);
+  for (const [b, inline] of [
+    [quick, 1],
+    [slow, 0],
+  ] as const) {
+    const before = (await status())!;
+    const id = uniqueId('warmdel');
+    cleanupContainer(t, id);
+    const r = await tsrun(['run', '--bundle', b.dir, id]);
+    t.equal(r.code, 0, `run exits 0 (${r.stderr.trim()})`);
+    t.equal(r.stderr, '', 'and says nothing');
+    const after = (await status()) as EngineStatus & { servedInline: number };
+    t.equal(after.served - before.served, 2, 'the engine served the run and its delete');
+    t.equal(after.servedInline - (before as EngineStatus & { servedInline: number }).servedInline, inline, inline ? 'the delete rode on the run\'s connection' : 'the delete came as a command of its own');
+    const gone = await tsrun(['state', id]);
+    t.equal(gone.code, 1, 'the container is deleted either way');
+    await assertNothingLeaked(t, id);
+  }
+});
+
 t.test('the container is the launcher\'s child and gets its signals', { skip }, async (t) => {
   leakCheck(t);
   const b = await makeBundle(t, (c) => {

@@ -17,24 +17,36 @@ function seconds(v: string): number {
   return Number(v);
 }
 
-export function register(program: Command, ctx: () => Context, main: (argv: string[]) => Promise<number>): void {
+function milliseconds(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number of milliseconds');
+  return Number(v);
+}
+
+export function register(
+  program: Command,
+  ctx: () => Context,
+  main: (argv: string[]) => Promise<number>,
+  parseOnly: (argv: string[]) => Promise<void>,
+): void {
   const engine = program.command('engine').description('a resident engine that serves this --root without starting Node per command');
   engine
     .command('start')
     .description('start the engine for --root (in the background unless --foreground)')
     .option('--foreground', 'serve in this process (for a service manager)')
     .option('--idle-timeout <seconds>', 'exit after this long without a command (default: never)', seconds, 0)
-    .action(async (o: { foreground?: boolean; idleTimeout: number }) => {
+    .option('--warmup <ms>', "time spent warming the JIT before serving (src/engine/warmup.ts); 0: none", milliseconds, 300)
+    .action(async (o: { foreground?: boolean; idleTimeout: number; warmup: number }) => {
       const root = path.resolve(ctx().global.root);
       if (process.getuid?.() !== 0) throw new UserError('engine: only root can run the engine');
       if (o.foreground) {
-        await serve({ root, idleTimeoutMs: o.idleTimeout * 1000, main });
+        await serve({ root, idleTimeoutMs: o.idleTimeout * 1000, main, warmUp: { parseOnly, budgetMs: o.warmup } });
         return;
       }
       if (control(root, 'status')) throw new UserError(`an engine already serves --root ${root}`);
       // `--`: Node 20 would read an --env-file anywhere on its command line.
       const args = ['--', path.join(__dirname, 'tsrun.js'), '--root', root, 'engine', 'start', '--foreground'];
       if (o.idleTimeout) args.push('--idle-timeout', String(o.idleTimeout));
+      args.push('--warmup', String(o.warmup));
       const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore', cwd: '/' });
       let exited = false;
       child.on('exit', () => (exited = true));

@@ -79,7 +79,7 @@ function buildProgram(only?: string): Command {
   if (all || only === 'spec') specCmd.register(program);
   if (all || only === 'features') featuresCmd.register(program);
   if (all || only === 'bench') benchCmd.register(program);
-  if (all || only === 'engine') engineCmd.register(program, ctx, main);
+  if (all || only === 'engine') engineCmd.register(program, ctx, main, parseOnly);
   for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => undefined });
   return program;
 }
@@ -96,6 +96,17 @@ function namedCommand(argv: readonly string[]): string | undefined {
 function describe(e: unknown): string {
   if (e instanceof Error) return e.message.replace(/^error: /, '');
   return String(e);
+}
+
+/**
+ * Parses argv exactly as main() does, with every action replaced by nothing:
+ * the engine's JIT warm-up (src/engine/warmup.ts) runs commander's code
+ * without running a command.
+ */
+export async function parseOnly(argv: string[]): Promise<void> {
+  const program = buildProgram(namedCommand(argv));
+  for (const c of program.commands) c.action(() => undefined);
+  await program.parseAsync(argv, { from: 'user' });
 }
 
 export async function main(argv: string[]): Promise<number> {

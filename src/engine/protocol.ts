@@ -8,7 +8,7 @@ import path from 'node:path';
 import { native } from '../native.js';
 
 /** native/engine_proto.h ENGINE_PROTO_VERSION */
-export const ENGINE_PROTO_VERSION = 3;
+export const ENGINE_PROTO_VERSION = 4;
 export const ENGINE_SOCKET_DIR = '/run/tsrun-engine';
 
 export const enum Em {
@@ -27,6 +27,7 @@ export const enum Em {
   ChildMsg = 104,
   Done = 105,
   Control = 106,
+  Exited = 107,
 }
 
 /** FNV-1a 64 of the root, as native/launcher.cc computes it. */

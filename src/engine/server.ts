@@ -15,8 +15,9 @@ import { UserError } from '../errors.js';
 import { configureLog } from '../log.js';
 import { resetTrace } from '../bench/trace.js';
 import { Em, buildId, joinNul, pidPath, socketPath, splitNul, ENGINE_SOCKET_DIR } from './protocol.js';
-import { EngineFallback, RemoteHost, setProcessHost } from './host.js';
+import { EngineFallback, INLINE_AFTER_MS, RemoteHost, setProcessHost } from './host.js';
 import { engineAddon, type EngineAddon } from './wire.js';
+import { warmUp, type WarmUpOptions, type WarmUpResult } from './warmup.js';
 
 /** Commands the engine runs; the rest (spec, features, bench, engine, help) always run cold. */
 const SERVED = new Set(['create', 'run', 'exec', 'start', 'state', 'kill', 'delete', 'list', 'ps', 'pause', 'resume', 'update', 'events']);
@@ -29,6 +30,8 @@ export interface ServeOptions {
   idleTimeoutMs: number;
   /** the CLI, injected (it imports us) */
   main: (argv: string[]) => Promise<number>;
+  /** the JIT warm-up before serving (src/engine/warmup.ts); budgetMs 0: none */
+  warmUp?: WarmUpOptions;
 }
 
 /** Where the command name is in argv, and the --root it names, as commander will parse them. */
@@ -86,6 +89,18 @@ function ensureDir(): void {
   if ((st.mode & 0o077) !== 0) fs.chmodSync(ENGINE_SOCKET_DIR, 0o700);
 }
 
+/**
+ * Makes process.env exactly `target`, touching only what differs: every
+ * write to process.env is a setenv(3) or unsetenv(3) in C, and a launcher's
+ * environment is mostly the one the engine already has, so swapping it in
+ * whole (and back after the command) cost a warm command ~0.2 ms.
+ */
+export function setEnv(target: Readonly<Record<string, string | undefined>>): void {
+  const env = process.env;
+  for (const k of Object.keys(env)) if (!Object.hasOwn(target, k) || target[k] === undefined) delete env[k];
+  for (const [k, v] of Object.entries(target)) if (v !== undefined && env[k] !== v) env[k] = v;
+}
+
 /** The HELLO an engine at `sock` sends (its build id), or undefined when none answers in time. */
 export function probe(eng: EngineAddon, sock: string, timeoutMs: number): { fd: number; build: string } | undefined {
   const fd = eng.connect(sock);
@@ -106,7 +121,10 @@ interface Status {
   build: string;
   started: string;
   served: number;
+  /** of those, run's deletes served on the run's own connection (INLINE_AFTER_MS) */
+  servedInline: number;
   idleTimeoutSeconds: number;
+  warmup?: WarmUpResult;
 }
 
 export async function serve(o: ServeOptions): Promise<number> {
@@ -121,11 +139,13 @@ export async function serve(o: ServeOptions): Promise<number> {
     fs.closeSync(other.fd);
     throw new UserError(`an engine already serves --root ${root}`);
   }
+  // Before listening: a launcher that connected now would wait for it.
+  const warmed = o.warmUp && o.warmUp.budgetMs !== 0 ? await warmUp(o.warmUp) : undefined;
   fs.rmSync(sock, { force: true });
   const listenFd = eng.listen(sock);
   const pidFile = pidPath(root);
   fs.writeFileSync(pidFile, `${process.pid}\n`);
-  const status: Status = { pid: process.pid, root, build, started: new Date().toISOString(), served: 0, idleTimeoutSeconds: o.idleTimeoutMs / 1000 };
+  const status: Status = { pid: process.pid, root, build, started: new Date().toISOString(), served: 0, servedInline: 0, idleTimeoutSeconds: o.idleTimeoutMs / 1000, warmup: warmed };
 
   // From here on 0, 1 and 2 are /dev/null between commands. process.stdout
   // and stderr are made now, on /dev/null, so Node picks its synchronous
@@ -163,8 +183,7 @@ export async function serve(o: ServeOptions): Promise<number> {
   const restore = () => {
     for (const fd of [0, 1, 2]) eng.dup2(devnull, fd);
     process.chdir('/');
-    for (const k of Object.keys(process.env)) if (!(k in baseEnv)) delete process.env[k];
-    Object.assign(process.env, baseEnv);
+    setEnv(baseEnv);
     process.umask(baseUmask);
     setProcessHost(undefined);
     configureLog({ file: undefined, format: 'text', debug: false });
@@ -197,6 +216,7 @@ export async function serve(o: ServeOptions): Promise<number> {
     const host = new RemoteHost(eng, fd, peer, globals);
     let code = 1;
     let fallback = false;
+    let inlineAfter = false;
     try {
       try {
         process.chdir(cwd);
@@ -205,15 +225,29 @@ export async function serve(o: ServeOptions): Promise<number> {
       }
       req.fds.forEach((f, i) => eng.dup2(f, i));
       for (const f of req.fds) fs.closeSync(f);
-      for (const k of Object.keys(process.env)) delete process.env[k];
+      const theirs: Record<string, string> = {};
       for (const e of env) {
         const eq = e.indexOf('=');
-        if (eq > 0) process.env[e.slice(0, eq)] = e.slice(eq + 1);
+        if (eq > 0) theirs[e.slice(0, eq)] = e.slice(eq + 1);
       }
+      setEnv(theirs);
       process.umask(req.a);
       resetTrace();
       setProcessHost(host);
       code = await o.main(argv);
+      if (host.handedOver && host.after) {
+        // run's delete, on this connection, once the launcher reports the process gone.
+        const after = host.after;
+        host.after = undefined;
+        if (exitedWithin(fd, INLINE_AFTER_MS)) {
+          status.served++;
+          status.servedInline++;
+          resetTrace();
+          setProcessHost(new RemoteHost(eng, fd, peer, globals));
+          code = await o.main(after);
+          inlineAfter = true;
+        }
+      }
     } catch (e) {
       if (!(e instanceof EngineFallback)) throw e;
       fallback = true;
@@ -221,7 +255,16 @@ export async function serve(o: ServeOptions): Promise<number> {
       restore();
     }
     if (fallback) eng.send(fd, Em.Fallback, []);
-    else if (!host.handedOver) eng.send(fd, Em.Exit, [code]);
+    else if (!host.handedOver || inlineAfter) eng.send(fd, Em.Exit, [code]);
+  };
+
+  /** True when the launcher sends EM_EXITED within `ms`; otherwise it is left to run the delete anew. */
+  const exitedWithin = (fd: number, ms: number): boolean => {
+    try {
+      return eng.recv(fd, ms)?.type === Em.Exited;
+    } catch {
+      return false; // not yet: the connection closes, the launcher's delete comes as a command of its own
+    }
   };
 
   try {
