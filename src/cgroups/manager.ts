@@ -7,7 +7,7 @@
  * directories this runtime created), which goes into state.json and comes
  * back through `cgroupsFromPaths`.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Resources } from '../oci/types.js';
 import { UserError } from '../errors.js';
@@ -220,8 +220,20 @@ class CgroupfsManager implements Cgroups {
   }
 }
 
-/** rmdir `dir` after its descendants, deepest first. */
+/**
+ * rmdir `dir` after its descendants, deepest first. A plain rmdir first: a
+ * container's leaf almost never has children, and listing a cgroup directory
+ * (dozens of control files) in each of ten v1 hierarchies was a fifth of a
+ * warm delete. rmdir answers EBUSY both for children and for tasks, so any
+ * failure takes the walk, which tells them apart and retries.
+ */
 function removeTree(dir: string): void {
+  try {
+    rmdirSync(dir);
+    return;
+  } catch {
+    /* children, tasks still leaving, or gone: the walk below knows */
+  }
   for (const child of childDirs(dir)) removeTree(child);
   rmdirRetry(dir);
 }

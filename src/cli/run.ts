@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { destroy, hookState, runStartContainerHooks } from '../lifecycle/container.js';
-import { runHooksWarn } from '../lifecycle/hooks.js';
+import { hasHooks, runHooksWarn } from '../lifecycle/hooks.js';
 import { create, type Created, startRun } from '../lifecycle/create.js';
 import { Foreground } from '../lifecycle/foreground.js';
 import { openConsoleChannel, startRelay } from '../lifecycle/terminal.js';
@@ -69,12 +69,15 @@ async function run(c: Context, id: string, o: RunFlags): Promise<void> {
   try {
     runStartContainerHooks(c.store, created.rec);
     startRun(c.store, created);
-    runHooksWarn('poststart', {
-      spec: created.rec.config,
-      state: hookState(c.store, created.rec, 'running'),
-      initPid: created.rec.pid,
-      dir: c.store.dir(id),
-    });
+    // The hook state only when there is a hook to read it (~0.1 ms of a warm run).
+    if (hasHooks(created.rec.config, 'poststart')) {
+      runHooksWarn('poststart', {
+        spec: created.rec.config,
+        state: hookState(c.store, created.rec, 'running'),
+        initPid: created.rec.pid,
+        dir: c.store.dir(id),
+      });
+    }
   } catch (e) {
     fg?.release();
     destroy(c.store, created.rec);

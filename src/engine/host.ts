@@ -23,7 +23,12 @@ export interface ProcessHost {
   readonly enginePid?: number;
   readonly engineStartTime?: string;
   spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult;
-  next(sync: number, ack: boolean, timeoutMs: number): ChildMsg | null;
+  /**
+   * Acks the child's last message (if `ack`) and waits for its next one.
+   * `meanwhile` runs after the ack has gone out where the host can overlap
+   * the two (the launcher does the wait): work the child need not wait for.
+   */
+  next(sync: number, ack: boolean, timeoutMs: number, meanwhile?: () => void): ChildMsg | null;
   closeSync(sync: number): void;
   /** Waits (bounded) until `pid`, already sent SIGKILL, is reaped. */
   reap(pid: number): void;
@@ -44,7 +49,11 @@ const local: ProcessHost = {
   remote: false,
   creatorPid: process.pid,
   spawn: (plan, consoleFd, cgroupFd) => native().spawn(plan, consoleFd, cgroupFd),
-  next: (sync, ack, timeoutMs) => native().next(sync, ack, timeoutMs),
+  next: (sync, ack, timeoutMs, meanwhile) => {
+    // The addon acks and waits in one call.
+    meanwhile?.();
+    return native().next(sync, ack, timeoutMs);
+  },
   closeSync: (sync) => native().close(sync),
   reap(pid) {
     // We are its parent: reap it so no zombie outlives us.
@@ -65,6 +74,17 @@ export function processHost(): ProcessHost {
 export function setProcessHost(h: ProcessHost | undefined): void {
   current = h ?? local;
 }
+
+/**
+ * How long the engine keeps a foreground `run`'s connection after handing
+ * the process over, for the launcher's EM_EXITED: a process gone by then
+ * (a short command) has its delete run on the same connection, sparing the
+ * launcher a second connection and the engine a second request (~0.5 ms of a
+ * warm run). A longer one finds the connection closed and its launcher
+ * sends the delete as a new command, as before. Short, because the engine
+ * serves nothing else meanwhile.
+ */
+export const INLINE_AFTER_MS = 25;
 
 /** The sync socket stays in the launcher; create only needs a number that is not -1. */
 const REMOTE_SYNC = 1 << 30;
@@ -102,6 +122,8 @@ export class RemoteHost implements ProcessHost {
   readonly enginePid = process.pid;
   readonly engineStartTime = ownStartTime();
   handedOver = false;
+  /** run's delete, handed over with the process: the engine runs it on this connection if it can (server.ts) */
+  after: string[] | undefined;
   /** the launcher sends the init's first message right after spawning it (EM_SPAWN d) */
   private prefetched = false;
 
@@ -133,17 +155,18 @@ export class RemoteHost implements ProcessHost {
     throw new Error(`launcher: unexpected reply ${r.type} to spawn`);
   }
 
-  next(_sync: number, ack: boolean, timeoutMs: number): ChildMsg | null {
-    let r;
+  next(_sync: number, ack: boolean, timeoutMs: number, meanwhile?: () => void): ChildMsg | null {
+    const wait = this.prefetched ? FIRST_MSG_TIMEOUT_MS : timeoutMs;
     if (this.prefetched) {
       // create and exec always begin with next(ack = false): the launcher has sent it already.
       if (ack) throw new Error('launcher: an ack before the first message');
       this.prefetched = false;
-      r = this.eng.recv(this.fd, FIRST_MSG_TIMEOUT_MS + SLACK_MS);
-      if (!r) throw new Error('the launcher went away');
     } else {
-      r = this.ask(Em.Next, [ack ? 1 : 0, timeoutMs], timeoutMs + SLACK_MS);
+      this.eng.send(this.fd, Em.Next, [ack ? 1 : 0, timeoutMs]);
     }
+    meanwhile?.();
+    const r = this.eng.recv(this.fd, wait + SLACK_MS);
+    if (!r) throw new Error('the launcher went away');
     return relayed(r);
   }
 
@@ -173,8 +196,9 @@ export class RemoteHost implements ProcessHost {
   }
 
   handOver(pid: number, deleteId?: string): void {
-    const after = deleteId === undefined ? Buffer.alloc(0) : joinNul([...this.globals, 'delete', '--force', deleteId]);
-    this.eng.send(this.fd, Em.Wait, [pid], after);
+    const after = deleteId === undefined ? undefined : [...this.globals, 'delete', '--force', deleteId];
+    this.eng.send(this.fd, Em.Wait, [pid, after ? INLINE_AFTER_MS : 0], after ? joinNul(after) : Buffer.alloc(0));
+    this.after = after;
     this.handedOver = true;
   }
 }

@@ -131,7 +131,9 @@ export function start(store: Store, id: string): void {
   fs.rmSync(fifo, { force: true });
   rec.phase = 'running';
   store.save(rec);
-  runHooksWarn('poststart', { spec: rec.config, state: hookState(store, rec, 'running'), initPid: rec.pid, dir: store.dir(id) });
+  if (hasHooks(rec.config, 'poststart')) {
+    runHooksWarn('poststart', { spec: rec.config, state: hookState(store, rec, 'running'), initPid: rec.pid, dir: store.dir(id) });
+  }
 }
 
 /**

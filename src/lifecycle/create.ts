@@ -249,13 +249,21 @@ export function create(store: Store, opts: CreateOptions): Created {
     if (tracing()) trace(`create: init cloned (pid ${spawned.pid})`);
     sync = spawned.sync;
     rec.pid = spawned.pid;
-    rec.pidStartTime = startTimeOf(spawned.pid);
-    store.save(rec);
-    trace('create: record written with the init pid');
+    // The record learns the init's pid while the init runs on past its first
+    // sync point (in an engine; cold, before the wait as it always was): a
+    // create that dies before that save is undone by the pid the launcher
+    // holds, or by the record's cgroups, which delete empties either way.
+    let pidSaved = false;
+    const savePid = () => {
+      rec.pidStartTime = startTimeOf(rec.pid);
+      store.save(rec);
+      pidSaved = true;
+      trace('create: record written with the init pid');
+    };
 
     let ack = false;
     for (;;) {
-      const msg = parent.next(sync, ack, STEP_TIMEOUT_MS);
+      const msg = parent.next(sync, ack, STEP_TIMEOUT_MS, ack && !pidSaved ? savePid : undefined);
       ack = false;
       if (tracing()) trace(`create: init message: ${msg === null ? 'EOF' : `kind ${msg.kind} at op ${msg.step}${msg.kind === MsgKind.Sync ? ` (sync ${msg.arg})` : ''}`}`);
       if (msg === null) throw new UserError('container init exited during setup');
@@ -266,6 +274,7 @@ export function create(store: Store, opts: CreateOptions): Created {
         trace('create: id maps written');
         ack = true;
       } else if (msg.kind === MsgKind.Sync && msg.arg === SyncTag.PRE_PIVOT) {
+        if (!pidSaved) savePid();
         const hookCtx = { spec, state: hookState(store, rec, 'creating'), initPid: rec.pid, dir };
         runHooks('prestart', hookCtx);
         runHooks('createRuntime', hookCtx);
@@ -281,6 +290,7 @@ export function create(store: Store, opts: CreateOptions): Created {
         throw new UserError(`container init sent an unexpected message (kind ${msg.kind})`);
       }
     }
+    if (!pidSaved) savePid();
     if (consoleFd >= 0) native().close(consoleFd);
     consoleFd = -1;
     // The pid file first: a create killed before it never reads as "created".
@@ -323,11 +333,16 @@ function abortCreate(store: Store, rec: ContainerRecord): void {
 
 /** `run`: let the init exec (ack its START sync) and report whether exec worked. */
 export function startRun(store: Store, created: Created): void {
-  const msg = processHost().next(created.sync, true, STEP_TIMEOUT_MS);
+  // 'running' is written while the init execs (in an engine, whose launcher
+  // waits for it): an exec that fails makes run fail, and its caller then
+  // deletes the container, record and all.
+  const running = () => {
+    created.rec.phase = 'running';
+    store.save(created.rec);
+    trace('run: state written (running)');
+  };
+  const msg = processHost().next(created.sync, true, STEP_TIMEOUT_MS, running);
   processHost().closeSync(created.sync);
   trace('run: init released, exec reported');
   if (msg && msg.kind === MsgKind.Error) throw stepError(created.plan, msg);
-  created.rec.phase = 'running';
-  store.save(created.rec);
-  trace('run: state written (running)');
 }
