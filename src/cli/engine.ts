@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../errors.js';
-import { control, serve } from '../engine/server.js';
+import { control, serve, type EngineCli } from '../engine/server.js';
 import { isAlive, sleepMs } from '../lifecycle/proc.js';
 import { writeStdout } from '../bench/stdio.js';
 import type { Context } from './context.js';
@@ -22,12 +22,8 @@ function milliseconds(v: string): number {
   return Number(v);
 }
 
-export function register(
-  program: Command,
-  ctx: () => Context,
-  main: (argv: string[]) => Promise<number>,
-  parseOnly: (argv: string[]) => Promise<void>,
-): void {
+export function register(program: Command, ctx: () => Context, cli: EngineCli): void {
+  const { main, parseOnly } = cli;
   const engine = program.command('engine').description('a resident engine that serves this --root without starting Node per command');
   engine
     .command('start')
@@ -39,7 +35,7 @@ export function register(
       const root = path.resolve(ctx().global.root);
       if (process.getuid?.() !== 0) throw new UserError('engine: only root can run the engine');
       if (o.foreground) {
-        await serve({ root, idleTimeoutMs: o.idleTimeout * 1000, main, warmUp: { parseOnly, budgetMs: o.warmup } });
+        await serve({ root, idleTimeoutMs: o.idleTimeout * 1000, main, deleteForced: cli.deleteForced, warmUp: { parseOnly, budgetMs: o.warmup } });
         return;
       }
       if (control(root, 'status')) throw new UserError(`an engine already serves --root ${root}`);

@@ -123,7 +123,7 @@ export class RemoteHost implements ProcessHost {
   readonly engineStartTime = ownStartTime();
   handedOver = false;
   /** run's delete, handed over with the process: the engine runs it on this connection if it can (server.ts) */
-  after: string[] | undefined;
+  after: { id: string } | undefined;
   /** the launcher sends the init's first message right after spawning it (EM_SPAWN d) */
   private prefetched = false;
 
@@ -198,7 +198,7 @@ export class RemoteHost implements ProcessHost {
   handOver(pid: number, deleteId?: string): void {
     const after = deleteId === undefined ? undefined : [...this.globals, 'delete', '--force', deleteId];
     this.eng.send(this.fd, Em.Wait, [pid, after ? INLINE_AFTER_MS : 0], after ? joinNul(after) : Buffer.alloc(0));
-    this.after = after;
+    this.after = deleteId === undefined ? undefined : { id: deleteId };
     this.handedOver = true;
   }
 }

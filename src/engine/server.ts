@@ -24,12 +24,22 @@ const SERVED = new Set(['create', 'run', 'exec', 'start', 'state', 'kill', 'dele
 const VALUED = new Set(['--root', '--log', '--log-format', '--rootless', '--criu']);
 const NAMESPACES = ['mnt', 'pid', 'net', 'user', 'cgroup', 'ipc', 'uts'];
 
+/** What the engine runs of the CLI (src/cli/main.ts), which imports the engine. */
+export interface EngineCli {
+  main: (argv: string[]) => Promise<number>;
+  /** argv parsed as main() would, no action run (the warm-up) */
+  parseOnly: (argv: string[]) => Promise<void>;
+  /** `delete --force ID` in a state root, its errors reported as main() would */
+  deleteForced: (root: string, id: string) => Promise<number>;
+}
+
 export interface ServeOptions {
   root: string;
   /** exit after this long without a command; 0: never */
   idleTimeoutMs: number;
   /** the CLI, injected (it imports us) */
-  main: (argv: string[]) => Promise<number>;
+  main: EngineCli['main'];
+  deleteForced: EngineCli['deleteForced'];
   /** the JIT warm-up before serving (src/engine/warmup.ts); budgetMs 0: none */
   warmUp?: WarmUpOptions;
 }
@@ -244,7 +254,7 @@ export async function serve(o: ServeOptions): Promise<number> {
           status.servedInline++;
           resetTrace();
           setProcessHost(new RemoteHost(eng, fd, peer, globals));
-          code = await o.main(after);
+          code = await o.deleteForced(root, after.id);
           inlineAfter = true;
         }
       }
