@@ -139,12 +139,17 @@ function writeIdMaps(pid: number, spec: Spec): void {
   if (gid.length) fs.writeFileSync(`/proc/${pid}/gid_map`, fmt(gid));
 }
 
+let lastCap: number | undefined;
+
+/** The kernel's highest capability number: read once per process (it is the running kernel's). */
 export function capLastCap(): number {
+  if (lastCap !== undefined) return lastCap;
   try {
-    return Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+    lastCap = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
   } catch {
-    return 40;
+    lastCap = 40;
   }
+  return lastCap;
 }
 
 /** Turns a child's (step, errno) report into one line: "mount proc on /proc: Operation not permitted". */
