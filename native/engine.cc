@@ -77,16 +77,17 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// accept(listenFd, timeoutMs, hello) -> Promise<{fd, pid} | null>: on a
+// accept(listenFd, timeoutMs, hello, initFd?) -> Promise<{fd, pid} | null>: on a
 // worker thread, so the engine's event loop runs while it is idle. Peers
 // that are not root are refused here (SO_PEERCRED), before a byte is
-// exchanged; the others get EM_HELLO with `hello` (the build id) at once,
+// exchanged; the others get EM_HELLO with `hello` (the build id), and the
+// sealed tsrun-init `initFd` if given, at once,
 // from this thread, so the launcher's wait for it does not include waking
 // the main thread.
 class AcceptWorker : public Napi::AsyncWorker {
  public:
-  AcceptWorker(Napi::Env env, int fd, int timeout, std::string hello)
-      : Napi::AsyncWorker(env), fd_(fd), timeout_(timeout), hello_(std::move(hello)), deferred_(env) {}
+  AcceptWorker(Napi::Env env, int fd, int timeout, std::string hello, int init_fd)
+      : Napi::AsyncWorker(env), fd_(fd), timeout_(timeout), init_fd_(init_fd), hello_(std::move(hello)), deferred_(env) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     for (;;) {
@@ -111,7 +112,7 @@ class AcceptWorker : public Napi::AsyncWorker {
         continue;
       }
       EngineMsg h = {EM_HELLO, 0, 0, 0, 0};
-      if (wire_send(c, h, hello_.data(), hello_.size(), nullptr, 0) < 0) {
+      if (wire_send(c, h, hello_.data(), hello_.size(), init_fd_ >= 0 ? &init_fd_ : nullptr, init_fd_ >= 0 ? 1 : 0) < 0) {
         close(c);  // gone already
         continue;
       }
@@ -137,15 +138,16 @@ class AcceptWorker : public Napi::AsyncWorker {
   }
 
  private:
-  int fd_, timeout_;
+  int fd_, timeout_, init_fd_;
   std::string hello_;
   int conn_ = -1, pid_ = 0, err_ = 0;
   Napi::Promise::Deferred deferred_;
 };
 
 Napi::Value Accept(const Napi::CallbackInfo& info) {
+  int init_fd = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : -1;
   auto* w = new AcceptWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
-                             info[2].As<Napi::String>().Utf8Value());
+                             info[2].As<Napi::String>().Utf8Value(), init_fd);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

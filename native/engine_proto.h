@@ -12,7 +12,7 @@
 #pragma once
 #include <stdint.h>
 
-#define ENGINE_PROTO_VERSION 4
+#define ENGINE_PROTO_VERSION 5
 // Where engines listen: <dir>/<fnv1a64(absolute --root) as 16 hex>.sock
 #define ENGINE_SOCKET_DIR "/run/tsrun-engine"
 // Upper bound of one datagram (a plan is a few KB; env and argv less).
@@ -26,7 +26,8 @@ static_assert(sizeof(EngineMsg) == 20, "wire layout");
 
 enum EngineMsgType : uint32_t {
   // engine -> launcher
-  EM_HELLO = 1,       // payload: build id
+  EM_HELLO = 1,       // payload: build id; fd: the sealed tsrun-init, so a launcher
+                      // can exec its spawner while the engine compiles the plan
   EM_EXIT = 2,        // a = exit status; the command is over
   EM_FALLBACK = 3,    // run the command cold (nothing of it has happened)
   EM_SPAWN = 4,       // payload: plan; fds: sealed tsrun-init, [console if a] [cgroup dir if b];

@@ -442,34 +442,40 @@ static int do_symlink(PreparedPlan* p, const PreparedOp& o) {
   return r;
 }
 
-ssize_t fd_send(int sock, const void* data, size_t len, int fd) {
+ssize_t fds_send(int sock, const void* data, size_t len, const int* fds, int nfds) {
   struct msghdr msg;
   memset(&msg, 0, sizeof(msg));
   struct iovec iov = {(void*)data, len};
   union {
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
     struct cmsghdr align;
   } u;
   memset(&u, 0, sizeof(u));
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  msg.msg_control = u.buf;
-  msg.msg_controllen = sizeof(u.buf);
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  if (nfds > 0) {
+    if (nfds > FDS_MAX) {
+      errno = EINVAL;
+      return -1;
+    }
+    msg.msg_control = u.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
   ssize_t n;
   do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
   return n;
 }
 
-ssize_t fd_recv(int sock, void* data, size_t len, int* fd) {
-  *fd = -1;
+ssize_t fds_recv(int sock, void* data, size_t len, int* fds, int max, int* nfds) {
+  *nfds = 0;
   struct iovec iov = {data, len};
   union {
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
     struct cmsghdr align;
   } u;
   struct msghdr msg;
@@ -481,9 +487,27 @@ ssize_t fd_recv(int sock, void* data, size_t len, int* fd) {
   ssize_t n;
   do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
   struct cmsghdr* c = n >= 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
-    memcpy(fd, CMSG_DATA(c), sizeof(int));
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    int got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    int keep = got < max ? got : max;
+    memcpy(fds, CMSG_DATA(c), sizeof(int) * keep);
+    // More than asked for: not ours to hold.
+    for (int i = keep; i < got; i++) {
+      int extra;
+      memcpy(&extra, CMSG_DATA(c) + sizeof(int) * i, sizeof(int));
+      close(extra);
+    }
+    *nfds = keep;
+  }
   return n;
+}
+
+ssize_t fd_send(int sock, const void* data, size_t len, int fd) { return fds_send(sock, data, len, &fd, fd >= 0 ? 1 : 0); }
+
+ssize_t fd_recv(int sock, void* data, size_t len, int* fd) {
+  int n = 0;
+  *fd = -1;
+  return fds_recv(sock, data, len, fd, 1, &n);
 }
 
 static int send_fd(int sock, int fd, const char* name) {
@@ -1026,7 +1050,72 @@ static void keep_across_exec(int fd) {
   child_fail(plan, plan->header.op_count + STEP_INIT_EXEC, errno);
 }
 
+int plan_prespawn(int init_exe_fd, Prespawn* out) {
+  out->pid = -1;
+  out->sock = -1;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+  // Prepared here: the child may not allocate.
+  char num[16];
+  fmt_int(num, sv[1]);
+  char* argv[] = {(char*)"tsrun-init", (char*)PRESPAWN_ARG, num, nullptr};
+  static char* const envp[] = {nullptr};
+  pid_t pid = raw_clone(SIGCHLD);
+  if (pid == 0) {
+    close(sv[0]);
+    keep_across_exec(sv[1]);
+    syscall(SYS_execveat, init_exe_fd, "", argv, envp, AT_EMPTY_PATH);
+    _exit(127);
+  }
+  int e = errno;
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    return -e;
+  }
+  out->pid = pid;
+  out->sock = sv[0];
+  return 0;
+}
+
+void plan_prespawn_cancel(Prespawn* pre) {
+  if (pre->sock >= 0) close(pre->sock);  // its wait ends with EOF and it exits
+  pre->sock = -1;
+  if (pre->pid > 0) {
+    int status;
+    while (waitpid(pre->pid, &status, __WALL) < 0 && errno == EINTR) {}
+  }
+  pre->pid = -1;
+}
+
+// Hands the prepared re-exec to a waiting tsrun-init (PRESPAWN_ARG): what
+// child_reexec would pass it on its command line, as descriptors. Our copies
+// are closed by the caller as for a clone.
+static int prespawn_hand_over(Prespawn* pre, PreparedPlan* plan, Reexec* r, int cgroup_fd) {
+  PrespawnArgs a = {r->keep_below, plan->slots[SLOT_CONSOLE_SOCKET] >= 0, cgroup_fd >= 0};
+  int fds[4];
+  int n = 0;
+  fds[n++] = r->plan_fd;
+  fds[n++] = plan->slots[SLOT_SYNC];
+  if (a.has_console) fds[n++] = plan->slots[SLOT_CONSOLE_SOCKET];
+  if (a.has_cgroup) fds[n++] = cgroup_fd;
+  ssize_t w = fds_send(pre->sock, &a, sizeof(a), fds, n);
+  int e = errno;
+  close(pre->sock);
+  pre->sock = -1;
+  if (w != (ssize_t)sizeof(a)) {
+    plan_prespawn_cancel(pre);
+    return -(w < 0 ? e : EIO);
+  }
+  return 0;  // its exit (after cloning the init) is waited for as a clone's would be
+}
+
 pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* sync_fd, ChildMsg* failure) {
+  return plan_spawn_prespawned(plan, nullptr, console_socket, cgroup_fd, sync_fd, failure);
+}
+
+pid_t plan_spawn_prespawned(PreparedPlan* plan, Prespawn* pre, int console_socket, int cgroup_fd, int* sync_fd,
+                            ChildMsg* failure) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
   plan->slots[SLOT_SYNC] = sv[1];
@@ -1057,7 +1146,16 @@ pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* syn
       close(sv[0]);
       child_run(plan, 0, n);
     }
+  } else if (pre && pre->pid > 0 && rx.plan_fd >= 0 && rx.ncarry == 0 &&
+             prespawn_hand_over(pre, plan, &rx, cgroup_fd) == 0) {
+    // A tsrun-init already exec'd and waiting (plan_prespawn) got what the
+    // exec below would have passed it. (Descriptors OP_DUP2 carries are the
+    // addon's hooks', never a launcher's: those take the clone. One that is
+    // gone takes it too: the hand-over failed and reaped it.)
+    pid = pre->pid;
+    pre->pid = -1;
   } else {
+    if (pre && pre->pid > 0) plan_prespawn_cancel(pre);
     pid_t mid = raw_clone(SIGCHLD);
     if (mid == 0) {
       close(sv[0]);

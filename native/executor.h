@@ -52,6 +52,33 @@ pid_t plan_spawn(PreparedPlan* plan, int console_socket, int cgroup_fd, int* syn
 // One message with one descriptor (SCM_RIGHTS), and its receiving side
 // (*fd = -1 when none came; received fds are close-on-exec). No allocation:
 // safe in the child. Return what sendmsg/recvmsg return.
+// The warm launcher's head start (native/launcher.cc): tsrun-init forked and
+// exec'd before the plan exists, waiting on a socket (PRESPAWN_ARG SOCK) for
+// what plan_spawn's child would have passed it on its command line.
+#define PRESPAWN_ARG "--await-plan"
+struct Prespawn {
+  pid_t pid;  // -1: none (or handed over)
+  int sock;
+};
+// The one message a prespawned tsrun-init receives; SCM_RIGHTS carries the
+// plan memfd, the sync socket, then the console socket and the cgroup v2
+// directory when present.
+struct PrespawnArgs {
+  int32_t keep_below;  // [0, keep_below) is stdio and --preserve-fds
+  int32_t has_console;
+  int32_t has_cgroup;
+};
+int plan_prespawn(int init_exe_fd, Prespawn* out);
+// Closes its socket (it exits) and reaps it.
+void plan_prespawn_cancel(Prespawn* pre);
+// plan_spawn, using `pre` (consumed) where it can; otherwise as plan_spawn.
+pid_t plan_spawn_prespawned(PreparedPlan* plan, Prespawn* pre, int console_socket, int cgroup_fd, int* sync_fd,
+                            ChildMsg* failure);
+
+#define FDS_MAX 8
+ssize_t fds_send(int sock, const void* data, size_t len, const int* fds, int nfds);
+// Up to `max` descriptors land in fds (close-on-exec), their count in *nfds.
+ssize_t fds_recv(int sock, void* data, size_t len, int* fds, int max, int* nfds);
 ssize_t fd_send(int sock, const void* data, size_t len, int fd);
 ssize_t fd_recv(int sock, void* data, size_t len, int* fd);
 

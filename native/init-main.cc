@@ -10,6 +10,8 @@
 // It is statically linked: nothing is loaded from the host after the exec.
 //
 //   tsrun-init PLAN_FD SYNC_FD CONSOLE_FD KEEP_BELOW CGROUP_FD
+//   tsrun-init --await-plan SOCK   (the same, as descriptors on SOCK: a warm
+//                                   launcher starts it before the plan exists)
 //
 // It runs in the runtime's namespaces as the spawner: the plan is read from
 // PLAN_FD (a memfd the runtime filled), the joins by path run here, and the
@@ -33,11 +35,49 @@ static int number(const char* s) {
   return *s && !*end ? (int)v : -2;
 }
 
+// Moves a received descriptor out of [0, keep_below), where the container
+// would take it for one of its stdio or --preserve-fds.
+static int above(int fd, int keep_below) {
+  if (fd < 0 || fd >= keep_below) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, keep_below);
+  close(fd);
+  return moved;
+}
+
+// tsrun-init --await-plan SOCK (native/executor.cc plan_prespawn): started
+// before the plan existed; the descriptors the command line would name
+// arrive on SOCK. EOF (the launcher had nothing to spawn): exit quietly.
+static bool await_plan(int sock, int* plan_fd, int* sync, int* console, int* cgroup) {
+  PrespawnArgs a;
+  int fds[4];
+  int n = 0;
+  ssize_t r = fds_recv(sock, &a, sizeof(a), fds, 4, &n);
+  close(sock);
+  int want = r == (ssize_t)sizeof(a) ? 2 + (a.has_console ? 1 : 0) + (a.has_cgroup ? 1 : 0) : -1;
+  if (n != want) {
+    for (int i = 0; i < n; i++) close(fds[i]);
+    return false;
+  }
+  int i = 0;
+  *plan_fd = above(fds[i++], a.keep_below);
+  *sync = above(fds[i++], a.keep_below);
+  *console = a.has_console ? above(fds[i++], a.keep_below) : -1;
+  *cgroup = a.has_cgroup ? above(fds[i++], a.keep_below) : -1;
+  return *plan_fd >= 0 && *sync >= 0 && (!a.has_console || *console >= 0) && (!a.has_cgroup || *cgroup >= 0);
+}
+
 int main(int argc, char** argv) {
   // execve made us dumpable again: undo it before anything else.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  if (argc != 6) return 127;
-  int plan_fd = number(argv[1]), sync = number(argv[2]), console = number(argv[3]), cgroup = number(argv[5]);
+  int plan_fd, sync, console, cgroup;
+  if (argc == 3 && strcmp(argv[1], PRESPAWN_ARG) == 0) {
+    int sock = number(argv[2]);
+    if (sock < 0 || !await_plan(sock, &plan_fd, &sync, &console, &cgroup)) return 0;
+  } else if (argc == 6) {
+    plan_fd = number(argv[1]), sync = number(argv[2]), console = number(argv[3]), cgroup = number(argv[5]);
+  } else {
+    return 127;
+  }
   struct stat st;
   uint8_t* bytes = nullptr;
   size_t len = 0;

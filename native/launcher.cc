@@ -247,10 +247,14 @@ struct Session {
   std::vector<std::string> after;  // run's delete, once the container is gone
   int after_inline_ms = 0;         // > 0: the engine waits that long for EM_EXITED to run it itself
   int code = 0;
+  int init_exe = -1;               // the engine's sealed tsrun-init, from its HELLO
+  Prespawn pre = {-1, -1};         // a spawner exec'd while the engine compiles the plan
 };
 
 // Connects to the engine for `root` and checks who it is. -1: none to use.
-int connect_engine(const std::string& root, const std::string& build) {
+// *init_exe: the sealed tsrun-init its HELLO carries, or -1.
+int connect_engine(const std::string& root, const std::string& build, int* init_exe) {
+  *init_exe = -1;
   if (geteuid() != 0 || build.empty() || !normal_absolute(root)) return -1;
   char name[100];
   snprintf(name, sizeof(name), "%s/%016llx.sock", ENGINE_SOCKET_DIR, (unsigned long long)fnv1a64(root));
@@ -276,8 +280,13 @@ int connect_engine(const std::string& root, const std::string& build) {
   do { r = poll(&pfd, 1, HELLO_TIMEOUT_MS); } while (r < 0 && errno == EINTR);
   Msg m;
   if (r <= 0 || recv_msg(sock, &m) != 1 || m.h.type != EM_HELLO || m.payload != build) {
+    for (int fd : m.fds) close(fd);
     close(sock);
     return -1;
+  }
+  for (size_t i = 0; i < m.fds.size(); i++) {
+    if (i == 0) *init_exe = m.fds[i];
+    else close(m.fds[i]);
   }
   trace("engine's hello");
   return sock;
@@ -329,7 +338,8 @@ bool relay_next(Session& s, bool ack, int timeout_ms) {
 }
 
 // Hands argv to the engine and serves its requests until the command is over.
-Outcome serve(Session& s, const std::string& build, const std::vector<std::string>& args) {
+// `spawns`: a command that will have the engine send a plan (create, run, exec).
+Outcome serve(Session& s, const std::string& build, const std::vector<std::string>& args, bool spawns) {
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof(cwd))) return COLD;
   mode_t mask = umask(0);
@@ -347,6 +357,9 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
   int stdio[3] = {0, 1, 2};
   if (!send_msg(s.sock, header(EM_REQUEST, (int32_t)mask, (int32_t)args.size(), envc), payload, stdio, 3)) return COLD;
   trace("request sent");
+  // Its exec (~0.4 ms here) now overlaps the engine's work on the plan; a
+  // command that ends without one cancels it (try_engine).
+  if (spawns && s.init_exe >= 0 && plan_prespawn(s.init_exe, &s.pre) == 0) trace("spawner started, pid", s.pre.pid);
   bool started = false;  // the engine acted on the request
   for (;;) {
     Msg m;
@@ -378,7 +391,7 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
           plan.init_exe_fd = init_exe;
           ChildMsg failure = {};
           int sync = -1;
-          pid_t pid = plan_spawn(&plan, console, cgroup, &sync, &failure);
+          pid_t pid = plan_spawn_prespawned(&plan, &s.pre, console, cgroup, &sync, &failure);
           plan_free(&plan);
           if (pid == -EPROTO && failure.kind == MSG_ERROR) {
             reply = header(EM_SPAWN_FAILED, 0);
@@ -440,9 +453,19 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
 // Runs args through an engine; false when it must run cold instead.
 bool try_engine(const Parsed& p, const std::string& build, const std::vector<std::string>& args, int* code) {
   Session s;
-  s.sock = connect_engine(p.root, build);
+  s.sock = connect_engine(p.root, build, &s.init_exe);
   if (s.sock < 0) return false;
-  Outcome o = serve(s, build, args);
+  // args are argv's (p parsed them) or run's delete afterwards.
+  std::vector<char*> av = {(char*)"tsrun"};
+  for (auto& a : args) av.push_back((char*)a.c_str());
+  std::string cmd = parse((int)av.size(), av.data()).command;
+  bool spawns = cmd == "create" || cmd == "run" || cmd == "exec";
+  Outcome o = serve(s, build, args, spawns);
+  // A spawner the command did not use exits on EOF; reaped here, so it is
+  // never mistaken for (or outlives) what the command did start.
+  plan_prespawn_cancel(&s.pre);
+  if (s.init_exe >= 0) close(s.init_exe);
+  s.init_exe = -1;
   // Kept open only for run's delete on the same connection (EM_WAIT b).
   bool inline_after = o == DONE && s.wait_pid > 0 && !s.after.empty() && s.after_inline_ms > 0;
   if (!inline_after) {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { native } from '../native.js';
 
 /** native/engine_proto.h ENGINE_PROTO_VERSION */
-export const ENGINE_PROTO_VERSION = 4;
+export const ENGINE_PROTO_VERSION = 5;
 export const ENGINE_SOCKET_DIR = '/run/tsrun-engine';
 
 export const enum Em {

@@ -16,7 +16,7 @@ import { configureLog } from '../log.js';
 import { resetTrace } from '../bench/trace.js';
 import { Em, buildId, joinNul, pidPath, socketPath, splitNul, ENGINE_SOCKET_DIR } from './protocol.js';
 import { EngineFallback, INLINE_AFTER_MS, RemoteHost, setProcessHost } from './host.js';
-import { engineAddon, type EngineAddon } from './wire.js';
+import { engineAddon, initExeFd, type EngineAddon } from './wire.js';
 import { warmUp, type WarmUpOptions, type WarmUpResult } from './warmup.js';
 
 /** Commands the engine runs; the rest (spec, features, bench, engine, help) always run cold. */
@@ -31,6 +31,8 @@ export interface EngineCli {
   parseOnly: (argv: string[]) => Promise<void>;
   /** `delete --force ID` in a state root, its errors reported as main() would */
   deleteForced: (root: string, id: string) => Promise<number>;
+  /** from now on main() keeps its commander programs between commands */
+  keepPrograms: () => void;
 }
 
 export interface ServeOptions {
@@ -40,6 +42,7 @@ export interface ServeOptions {
   /** the CLI, injected (it imports us) */
   main: EngineCli['main'];
   deleteForced: EngineCli['deleteForced'];
+  keepPrograms?: EngineCli['keepPrograms'];
   /** the JIT warm-up before serving (src/engine/warmup.ts); budgetMs 0: none */
   warmUp?: WarmUpOptions;
 }
@@ -117,6 +120,7 @@ export function probe(eng: EngineAddon, sock: string, timeoutMs: number): { fd: 
   if (fd < 0) return undefined;
   try {
     const m = eng.recv(fd, timeoutMs);
+    for (const f of m?.fds ?? []) fs.closeSync(f); // the engine's tsrun-init: a launcher's
     if (m && m.type === Em.Hello) return { fd, build: m.payload.toString('utf8') };
   } catch {
     /* busy past the timeout */
@@ -149,10 +153,14 @@ export async function serve(o: ServeOptions): Promise<number> {
     fs.closeSync(other.fd);
     throw new UserError(`an engine already serves --root ${root}`);
   }
+  o.keepPrograms?.();
   // Before listening: a launcher that connected now would wait for it.
   const warmed = o.warmUp && o.warmUp.budgetMs !== 0 ? await warmUp(o.warmUp) : undefined;
   fs.rmSync(sock, { force: true });
   const listenFd = eng.listen(sock);
+  // Every HELLO carries it: a launcher of a create, run or exec starts its
+  // spawner with it before the plan is compiled (native/launcher.cc).
+  const initFd = initExeFd();
   const pidFile = pidPath(root);
   fs.writeFileSync(pidFile, `${process.pid}\n`);
   const status: Status = { pid: process.pid, root, build, started: new Date().toISOString(), served: 0, servedInline: 0, idleTimeoutSeconds: o.idleTimeoutMs / 1000, warmup: warmed };
@@ -279,7 +287,7 @@ export async function serve(o: ServeOptions): Promise<number> {
 
   try {
     while (!stopping) {
-      const c = await eng.accept(listenFd, o.idleTimeoutMs > 0 ? o.idleTimeoutMs : -1, build);
+      const c = await eng.accept(listenFd, o.idleTimeoutMs > 0 ? o.idleTimeoutMs : -1, build, initFd);
       if (!c) break; // idle for the whole timeout
       try {
         await handle(c.fd, c.pid);

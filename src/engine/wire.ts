@@ -16,8 +16,8 @@ export interface EngineAddon {
   listen(path: string): number;
   /** a connection to a root-owned listener, or -1 */
   connect(path: string): number;
-  /** the next root peer, already sent EM_HELLO with `hello`; null after timeoutMs (-1: none) idle */
-  accept(listenFd: number, timeoutMs: number, hello: string): Promise<{ fd: number; pid: number } | null>;
+  /** the next root peer, already sent EM_HELLO with `hello` (and `initFd`); null after timeoutMs (-1: none) idle */
+  accept(listenFd: number, timeoutMs: number, hello: string, initFd?: number): Promise<{ fd: number; pid: number } | null>;
   send(fd: number, type: number, nums: number[], payload?: Buffer, fds?: number[]): void;
   /** one message; null on EOF; throws on timeout */
   recv(fd: number, timeoutMs: number): WireMsg | null;
