@@ -31,8 +31,6 @@ export interface EngineCli {
   parseOnly: (argv: string[]) => Promise<void>;
   /** `delete --force ID` in a state root, its errors reported as main() would */
   deleteForced: (root: string, id: string) => Promise<number>;
-  /** from now on main() keeps its commander programs between commands */
-  keepPrograms: () => void;
 }
 
 export interface ServeOptions {
@@ -42,7 +40,6 @@ export interface ServeOptions {
   /** the CLI, injected (it imports us) */
   main: EngineCli['main'];
   deleteForced: EngineCli['deleteForced'];
-  keepPrograms?: EngineCli['keepPrograms'];
   /** the JIT warm-up before serving (src/engine/warmup.ts); budgetMs 0: none */
   warmUp?: WarmUpOptions;
 }
@@ -153,7 +150,6 @@ export async function serve(o: ServeOptions): Promise<number> {
     fs.closeSync(other.fd);
     throw new UserError(`an engine already serves --root ${root}`);
   }
-  o.keepPrograms?.();
   // Before listening: a launcher that connected now would wait for it.
   const warmed = o.warmUp && o.warmUp.budgetMs !== 0 ? await warmUp(o.warmUp) : undefined;
   fs.rmSync(sock, { force: true });
