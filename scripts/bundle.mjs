@@ -1,11 +1,12 @@
 // Bundles each CLI into one CommonJS file: one file to read and compile at
 // start, nothing resolved on disk at run time but the addon.
 //
-// tsrun itself is three files (src/bench/launcher.ts and startup-build.mjs
+// tsrun itself is four files (src/bench/launcher.ts and startup-build.mjs
 // explain them; README.md, Benchmarks, has the numbers):
 //   dist/tsrun.js               the launcher bin/tsrun runs
 //   dist/tsrun-main.js          the CLI, ending with its build id
 //   dist/tsrun-main.<id>.cache  V8's code cache of the CLI, made by running it
+//   dist/tsrun-state.js         `state` alone (src/bench/state-entry.ts)
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,13 @@ const launcher = await build({
   define: { TSRUN_BUILD_ID: JSON.stringify(id) },
 });
 writeAtomic('dist/tsrun.js', launcher.outputFiles[0].text);
+// `[global flags] state ID` alone: dist/tsrun.js loads it instead of the CLI.
+const state = await build({
+  ...common,
+  entryPoints: { 'tsrun-state': 'src/bench/state-entry.ts' },
+  plugins: [builtinsPlugin()],
+});
+writeAtomic('dist/tsrun-state.js', state.outputFiles[0].text);
 // tsctl, the shim: one plain bundle (it is not on any engine's hot path).
 const shim = await build({
   ...common,

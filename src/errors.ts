@@ -27,3 +27,9 @@ export function errnoMessage(err: unknown): string {
   }
   return e instanceof Error ? e.message : String(err);
 }
+
+/** An error as its one line on stderr shows it (commander's own start with "error: "). */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) return e.message.replace(/^error: /, '');
+  return String(e);
+}

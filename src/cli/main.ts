@@ -4,7 +4,7 @@
  * --bundle B ID`), exactly where engines put them.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { UserError } from '../errors.js';
+import { describeError, UserError } from '../errors.js';
 import { configureLog, log } from '../log.js';
 import { OCI_VERSION } from '../oci/types.js';
 import { DEFAULT_ROOT, Store } from '../lifecycle/store.js';
@@ -94,10 +94,7 @@ function namedCommand(argv: readonly string[]): string | undefined {
   return name !== undefined && KNOWN.has(name) ? name : undefined;
 }
 
-function describe(e: unknown): string {
-  if (e instanceof Error) return e.message.replace(/^error: /, '');
-  return String(e);
-}
+const describe = describeError;
 
 /**
  * Parses argv exactly as main() does, with every action replaced by nothing:

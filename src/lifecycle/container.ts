@@ -17,7 +17,7 @@ import { CgroupError } from '../cgroups/fsutil.js';
 import { type Cgroups, cgroupsFromPaths } from '../cgroups/manager.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
-import { EXEC_FIFO } from '../plan/compile.js';
+import { EXEC_FIFO } from '../plan/plan.js';
 import { trace } from '../bench/trace.js';
 import { hasHooks, runHooks, runHooksWarn } from './hooks.js';
 import { isAlive, procStat, sleepMs, waitGone } from './proc.js';

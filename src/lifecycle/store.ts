@@ -9,7 +9,7 @@ import type { Spec } from '../oci/types.js';
 import type { CgroupsState } from '../cgroups/manager.js';
 import { UserError } from '../errors.js';
 import { loadedNative } from '../native.js';
-import { EXEC_FIFO } from '../plan/compile.js';
+import { EXEC_FIFO } from '../plan/plan.js';
 
 export const DEFAULT_ROOT = '/run/tsrun';
 const STATE_FILE = 'state.json';

@@ -31,7 +31,8 @@ export interface CompileOptions {
   rootfsParentMount: string;
 }
 
-export const EXEC_FIFO = 'exec.fifo';
+export { EXEC_FIFO } from './plan.js';
+import { EXEC_FIFO } from './plan.js';
 
 export interface Compiled {
   plan: Plan;

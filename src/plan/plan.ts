@@ -46,6 +46,9 @@ export const Op = {
 export type OpCode = (typeof Op)[keyof typeof Op];
 
 /** native/plan.h PlanSlot */
+/** The exec fifo in a container's state directory: create's init blocks opening it until `start`. */
+export const EXEC_FIFO = 'exec.fifo';
+
 export const Slot = { SYNC: 0, CONSOLE_SOCKET: 1, EXEC_FIFO: 2, ROOT: 3, PTY: 4, CGROUP_NS: 6 } as const;
 
 /** native/plan.h MountFlags */
