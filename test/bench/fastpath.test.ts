@@ -42,12 +42,10 @@ t.test('left to commander', async (t) => {
   for (const argv of cases) t.equal(parseFastState(argv), undefined, JSON.stringify(argv));
 });
 
-t.test('dist/tsrun.js answers the fast shape from the state bundle exactly as the CLI answers', async (t) => {
-  const dist = path.resolve(__dirname, '../../dist');
-  if (!fs.existsSync(path.join(dist, 'tsrun-state.js'))) {
-    t.skip('dist/ is not built (npm run build)');
-    return;
-  }
+const dist = path.resolve(__dirname, '../../dist');
+const built = fs.existsSync(path.join(dist, 'tsrun-state.js')) && fs.existsSync(path.join(dist, 'tsrun.js'));
+
+t.test('dist/tsrun.js answers the fast shape from the state bundle exactly as the CLI answers', { skip: built ? false : 'dist/ is not built (npm run build)' }, async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-fast-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const store = new Store(root);
