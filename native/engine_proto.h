@@ -12,7 +12,7 @@
 #pragma once
 #include <stdint.h>
 
-#define ENGINE_PROTO_VERSION 5
+#define ENGINE_PROTO_VERSION 6
 // Where engines listen: <dir>/<fnv1a64(absolute --root) as 16 hex>.sock
 #define ENGINE_SOCKET_DIR "/run/tsrun-engine"
 // Upper bound of one datagram (a plan is a few KB; env and argv less).
@@ -31,11 +31,8 @@ enum EngineMsgType : uint32_t {
   EM_EXIT = 2,        // a = exit status; the command is over
   EM_FALLBACK = 3,    // run the command cold (nothing of it has happened)
   EM_SPAWN = 4,       // payload: plan; fds: sealed tsrun-init, [console if a] [cgroup dir if b];
-                      // c = foreground; d > 0: after EM_SPAWNED, also send the
-                      // init's first message (plan_next without ack, d ms) unasked,
-                      // saving the engine a round trip
-  EM_NEXT = 5,        // plan_next(sync, ack = a, timeout = b)
-  EM_CLOSE_SYNC = 6,  // close the sync socket (no reply)
+                      // c = foreground
+                      // (5 and 6, protocol 5's relays of the init's messages: unused)
   EM_REAP = 7,        // wait (bounded, b ms) for child a, already killed
   EM_CLEANUP = 8,     // payload: argv (NUL-separated) that undoes the command
                       // cold if the engine dies before EM_EXIT/EM_WAIT
@@ -51,10 +48,10 @@ enum EngineMsgType : uint32_t {
   EM_REQUEST = 101,   // a = umask, b = argc, c = envc;
                       // payload: build id, cwd, argv..., env... (each NUL-terminated);
                       // fds: stdin, stdout, stderr
-  EM_SPAWNED = 102,   // a = pid
+  EM_SPAWNED = 102,   // a = pid; fd: the sync socket, which is the engine's from
+                      // then on (it talks to the init as the addon does cold)
   EM_SPAWN_FAILED = 103, // a = -errno of clone, or 0 with a ChildMsg payload (intermediate op failed)
-  EM_CHILD_MSG = 104, // a = 1 with ChildMsg payload, 0 on EOF, -errno on error;
-                      // MSG_SECCOMP_FD's listener fd rides along (SCM_RIGHTS)
+                      // (104, protocol 5's relayed init message: unused)
   EM_DONE = 105,      // reply to REAP (a = 1 when reaped)
   EM_CONTROL = 106,   // payload: build id, then "status" or "stop"
   EM_EXITED = 107,    // after EM_WAIT with b > 0: the process is gone (a = its status)

@@ -13,7 +13,8 @@
 // the same executor the addon links (native/executor.cc): the container's
 // init is our child, as it is runc's, so a subreaper above us adopts it.
 // The parent's steps (cgroups, id maps, hooks, state) stay in the engine,
-// driven over the same socket as the addon's spawn/next would be.
+// which gets the init's sync socket once we have spawned it and talks to the
+// init directly, as the addon's spawn/next do cold.
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -240,7 +241,6 @@ enum Outcome { COLD, DONE, LOST };
 
 struct Session {
   int sock = -1;
-  int sync = -1;
   pid_t child = 0;  // a process we spawned and have not handed over yet
   std::vector<std::string> cleanup;
   pid_t wait_pid = 0;
@@ -321,22 +321,6 @@ int run_cold_child(const std::vector<std::string>& args, bool quiet) {
   return wait_status(pid);
 }
 
-// plan_next on our sync socket, its answer to the engine; a seccomp
-// listener fd the child passed goes along and is closed here.
-bool relay_next(Session& s, bool ack, int timeout_ms) {
-  ChildMsg cm;
-  int res = s.sync < 0 ? -EBADF : plan_next(s.sync, ack, timeout_ms, &cm);
-  std::string body;
-  int passed = -1;
-  if (res == 1) {
-    if (cm.kind == MSG_SECCOMP_FD) passed = cm.arg;
-    body.assign((const char*)&cm, sizeof(cm));
-  }
-  bool ok = send_msg(s.sock, header(EM_CHILD_MSG, res), body, passed >= 0 ? &passed : nullptr, passed >= 0 ? 1 : 0);
-  if (passed >= 0) close(passed);
-  return ok;
-}
-
 // Hands argv to the engine and serves its requests until the command is over.
 // `spawns`: a command that will have the engine send a plan (create, run, exec).
 Outcome serve(Session& s, const std::string& build, const std::vector<std::string>& args, bool spawns) {
@@ -385,12 +369,12 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
         char err[256];
         EngineMsg reply;
         std::string body;
+        int sync = -1;
         if (init_exe < 0 || plan_prepare((const uint8_t*)m.payload.data(), m.payload.size(), &plan, err, sizeof(err)) < 0) {
           reply = header(EM_SPAWN_FAILED, -EINVAL);
         } else {
           plan.init_exe_fd = init_exe;
           ChildMsg failure = {};
-          int sync = -1;
           pid_t pid = plan_spawn_prespawned(&plan, &s.pre, console, cgroup, &sync, &failure);
           plan_free(&plan);
           if (pid == -EPROTO && failure.kind == MSG_ERROR) {
@@ -400,26 +384,18 @@ Outcome serve(Session& s, const std::string& build, const std::vector<std::strin
             reply = header(EM_SPAWN_FAILED, pid);
           } else {
             s.child = pid;
-            s.sync = sync;
             reply = header(EM_SPAWNED, pid);
           }
         }
         for (int fd : m.fds) close(fd);
         trace("spawned, pid", reply.type == EM_SPAWNED ? reply.a : 0);
-        if (!send_msg(s.sock, reply, body)) return LOST;
-        if (reply.type == EM_SPAWNED && m.h.d > 0 && !relay_next(s, false, m.h.d)) return LOST;
-        trace("init's first message relayed");
+        // The sync socket goes to the engine, which then talks to the init
+        // itself: no hop through us for each of its messages.
+        bool sent = send_msg(s.sock, reply, body, sync >= 0 ? &sync : nullptr, sync >= 0 ? 1 : 0);
+        if (sync >= 0) close(sync);
+        if (!sent) return LOST;
         break;
       }
-      case EM_NEXT:
-        trace(m.h.a ? "ack, waiting for the init" : "waiting for the init");
-        if (!relay_next(s, m.h.a != 0, m.h.b)) return LOST;
-        trace("init's message relayed");
-        break;
-      case EM_CLOSE_SYNC:
-        if (s.sync >= 0) close(s.sync);
-        s.sync = -1;
-        break;
       case EM_REAP: {
         int reaped = 0;
         for (int waited = 0; waited <= m.h.b; waited += 2) {
@@ -472,7 +448,6 @@ bool try_engine(const Parsed& p, const std::string& build, const std::vector<std
     close(s.sock);
     s.sock = -1;
   }
-  if (s.sync >= 0) close(s.sync);
   if (o == COLD) {
     forward_signals(false);
     return false;

@@ -4,11 +4,13 @@
  * command (native/launcher.cc): the plan goes back over its socket and the
  * launcher runs the same executor, so the init is the launcher's child (as
  * it is runc's) while every step that needs the parent's side (cgroups, id
- * maps, hooks, state) stays here, in the same code.
+ * maps, hooks, state) stays here, in the same code: the launcher hands us the
+ * init's sync socket with its pid, and we talk to the init as cold.
  */
-import { MsgKind, native, type ChildMsg, type SpawnResult } from '../native.js';
+import fs from 'node:fs';
+import { native, type ChildMsg, type SpawnResult } from '../native.js';
 import { ownStartTime, sleepMs } from '../lifecycle/proc.js';
-import { initExeFd, type EngineAddon, type WireMsg } from './wire.js';
+import { initExeFd, type EngineAddon } from './wire.js';
 import { Em, joinNul } from './protocol.js';
 
 export interface ProcessHost {
@@ -25,8 +27,8 @@ export interface ProcessHost {
   spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult;
   /**
    * Acks the child's last message (if `ack`) and waits for its next one.
-   * `meanwhile` runs after the ack has gone out where the host can overlap
-   * the two (the launcher does the wait): work the child need not wait for.
+   * `meanwhile` runs after the ack has gone out, before the wait: work the
+   * child need not wait for, done while it goes on.
    */
   next(sync: number, ack: boolean, timeoutMs: number, meanwhile?: () => void): ChildMsg | null;
   closeSync(sync: number): void;
@@ -49,11 +51,7 @@ const local: ProcessHost = {
   remote: false,
   creatorPid: process.pid,
   spawn: (plan, consoleFd, cgroupFd) => native().spawn(plan, consoleFd, cgroupFd),
-  next: (sync, ack, timeoutMs, meanwhile) => {
-    // The addon acks and waits in one call.
-    meanwhile?.();
-    return native().next(sync, ack, timeoutMs);
-  },
+  next: nextWith,
   closeSync: (sync) => native().close(sync),
   reap(pid) {
     // We are its parent: reap it so no zombie outlives us.
@@ -86,30 +84,33 @@ export function setProcessHost(h: ProcessHost | undefined): void {
  */
 export const INLINE_AFTER_MS = 25;
 
-/** The sync socket stays in the launcher; create only needs a number that is not -1. */
-const REMOTE_SYNC = 1 << 30;
 /** Margin over the launcher's own wait, so its answer (a timeout) is what we see. */
 const SLACK_MS = 10_000;
-/** create's and exec's step timeout (STEP_TIMEOUT_MS there), for the first message the launcher fetches unasked */
-const FIRST_MSG_TIMEOUT_MS = 60_000;
 
 function childMsg(b: Buffer): ChildMsg {
   return { kind: b.readUInt32LE(0), step: b.readUInt32LE(4), errno: b.readInt32LE(8), arg: b.readInt32LE(12) } as ChildMsg;
 }
 
-/** An EM_CHILD_MSG; a seccomp listener fd arrives beside it and is ours now, as the addon's next() makes it. */
-function relayed(r: WireMsg): ChildMsg | null {
-  if (r.type !== Em.ChildMsg) throw new Error(`launcher: unexpected reply ${r.type} to next`);
-  if (r.a < 0) throw errnoError(-r.a, 'waiting for container init');
-  if (r.a === 0) return null;
-  const m = childMsg(r.payload);
-  if (m.kind === MsgKind.SeccompFd) {
-    if (r.fds.length !== 1) throw new Error('launcher: a seccomp listener message without its descriptor');
-    m.arg = r.fds[0]!;
-  } else {
-    for (const fd of r.fds) native().close(fd);
+const ACK = Buffer.from([1]);
+
+/**
+ * The addon's next(), with the ack sent first on its own when there is work
+ * to do before the wait: the init goes on while `meanwhile` runs. An ack
+ * the init can no longer read is its EOF, as in the addon (plan_next).
+ */
+function nextWith(sync: number, ack: boolean, timeoutMs: number, meanwhile?: () => void): ChildMsg | null {
+  if (ack && meanwhile) {
+    try {
+      fs.writeSync(sync, ACK);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE' || (e as NodeJS.ErrnoException).code === 'ECONNRESET') return null;
+      throw e;
+    }
+    meanwhile();
+    return native().next(sync, false, timeoutMs);
   }
-  return m;
+  meanwhile?.();
+  return native().next(sync, ack, timeoutMs);
 }
 
 function errnoError(errno: number, what: string): Error {
@@ -124,9 +125,6 @@ export class RemoteHost implements ProcessHost {
   handedOver = false;
   /** run's delete, handed over with the process: the engine runs it on this connection if it can (server.ts) */
   after: { id: string } | undefined;
-  /** the launcher sends the init's first message right after spawning it (EM_SPAWN d) */
-  private prefetched = false;
-
   constructor(
     private readonly eng: EngineAddon,
     private readonly fd: number,
@@ -145,46 +143,28 @@ export class RemoteHost implements ProcessHost {
 
   spawn(plan: Buffer, consoleFd: number, cgroupFd: number, foreground: boolean): SpawnResult {
     const fds = [initExeFd(), ...[consoleFd, cgroupFd].filter((f) => f >= 0)];
-    const r = this.ask(Em.Spawn, [consoleFd >= 0 ? 1 : 0, cgroupFd >= 0 ? 1 : 0, foreground ? 1 : 0, FIRST_MSG_TIMEOUT_MS], 60_000, plan, fds);
+    const r = this.ask(Em.Spawn, [consoleFd >= 0 ? 1 : 0, cgroupFd >= 0 ? 1 : 0, foreground ? 1 : 0], 60_000, plan, fds);
     if (r.type === Em.Spawned) {
-      this.prefetched = true;
-      return { pid: r.a, sync: REMOTE_SYNC };
+      // The sync socket comes along: we talk to the init directly, as cold.
+      if (r.fds.length !== 1) throw new Error('launcher: spawned without the sync socket');
+      return { pid: r.a, sync: r.fds[0]! };
     }
+    for (const fd of r.fds) native().close(fd);
     if (r.type === Em.SpawnFailed && r.a === 0) return { failure: childMsg(r.payload) };
     if (r.type === Em.SpawnFailed) throw errnoError(-r.a, r.a === -22 ? 'invalid plan' : 'clone');
     throw new Error(`launcher: unexpected reply ${r.type} to spawn`);
   }
 
-  next(_sync: number, ack: boolean, timeoutMs: number, meanwhile?: () => void): ChildMsg | null {
-    const wait = this.prefetched ? FIRST_MSG_TIMEOUT_MS : timeoutMs;
-    if (this.prefetched) {
-      // create and exec always begin with next(ack = false): the launcher has sent it already.
-      if (ack) throw new Error('launcher: an ack before the first message');
-      this.prefetched = false;
-    } else {
-      this.eng.send(this.fd, Em.Next, [ack ? 1 : 0, timeoutMs]);
-    }
-    meanwhile?.();
-    const r = this.eng.recv(this.fd, wait + SLACK_MS);
-    if (!r) throw new Error('the launcher went away');
-    return relayed(r);
+  next(sync: number, ack: boolean, timeoutMs: number, meanwhile?: () => void): ChildMsg | null {
+    return nextWith(sync, ack, timeoutMs, meanwhile);
   }
 
-  /** Failed between spawn and its first message: take that message off the wire first. */
-  private drain(): void {
-    if (!this.prefetched) return;
-    this.prefetched = false;
-    this.eng.recv(this.fd, FIRST_MSG_TIMEOUT_MS + SLACK_MS);
-  }
-
-  closeSync(): void {
-    this.drain();
-    this.eng.send(this.fd, Em.CloseSync, []);
+  closeSync(sync: number): void {
+    native().close(sync);
   }
 
   reap(pid: number): void {
     try {
-      this.drain();
       this.ask(Em.Reap, [pid, 5000], 5000 + SLACK_MS);
     } catch {
       /* the launcher is gone: its subreaper reaps the orphan */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { native } from '../native.js';
 
 /** native/engine_proto.h ENGINE_PROTO_VERSION */
-export const ENGINE_PROTO_VERSION = 5;
+export const ENGINE_PROTO_VERSION = 6;
 export const ENGINE_SOCKET_DIR = '/run/tsrun-engine';
 
 export const enum Em {
@@ -16,15 +16,12 @@ export const enum Em {
   Exit = 2,
   Fallback = 3,
   Spawn = 4,
-  Next = 5,
-  CloseSync = 6,
   Reap = 7,
   Cleanup = 8,
   Wait = 9,
   Request = 101,
   Spawned = 102,
   SpawnFailed = 103,
-  ChildMsg = 104,
   Done = 105,
   Control = 106,
   Exited = 107,

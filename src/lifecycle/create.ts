@@ -255,9 +255,9 @@ export function create(store: Store, opts: CreateOptions): Created {
     sync = spawned.sync;
     rec.pid = spawned.pid;
     // The record learns the init's pid while the init runs on past its first
-    // sync point (in an engine; cold, before the wait as it always was): a
-    // create that dies before that save is undone by the pid the launcher
-    // holds, or by the record's cgroups, which delete empties either way.
+    // sync point (the ack goes first: ProcessHost.next): a create that dies
+    // before that save is undone by the pid its launcher holds (in an engine)
+    // or by the record's cgroups, which delete empties either way.
     let pidSaved = false;
     const savePid = () => {
       rec.pidStartTime = startTimeOf(rec.pid);
