@@ -104,9 +104,13 @@ export function barChart(o: BarChartOptions): string {
     );
   }
   axis.push(`<text x="${n(labelW + plotW / 2)}" y="${n(bottom - 2)}" text-anchor="middle" ${FONT} fill="#666">${esc(o.unit)}</text>`);
-  const legend = order.map((s, i) => {
-    const lx = labelW + i * 110;
-    return `<rect x="${lx}" y="${top - 26}" width="12" height="12" fill="${colorOf(s, order, o.colors)}"/><text x="${lx + 16}" y="${top - 16}" ${FONT}>${esc(s)}</text>`;
+  // Each entry as wide as its name (~7 px a character at 12 px), from the
+  // left margin: fixed 110 px slots ran a long name past the chart's width.
+  let lx = 12;
+  const legend = order.map((s) => {
+    const entry = `<rect x="${lx}" y="${top - 26}" width="12" height="12" fill="${colorOf(s, order, o.colors)}"/><text x="${lx + 16}" y="${top - 16}" ${FONT}>${esc(s)}</text>`;
+    lx += 16 + 7 * s.length + 14;
+    return entry;
   });
   return svgDoc(width, bottom + 8, o.title, o.subtitle, [...axis, ...legend, ...rows]);
 }
