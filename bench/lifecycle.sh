@@ -4,7 +4,13 @@
 # and the kernel's floors. Then bench/report.mjs prints medians and ratios and
 # writes bench/results/lifecycle.{json,svg}.
 #
-#   bash bench/lifecycle.sh [--runs N] [--warmup N] [--out DIR] [--trace] [--tsrun PATH] [--isolate S]
+#   bash bench/lifecycle.sh [--runs N] [--warmup N] [--out DIR] [--trace] [--tsrun PATH] [--isolate S] [--rounds N]
+#
+# --rounds N: list every command N times in the one invocation (rounds after
+# the first named `... #k`; bench/report.mjs pools each command's runs). One
+# round runs all of one command's runs in one stretch of the invocation, and
+# this VM's speed drifts within one (Node's start by up to 4 ms): rounds
+# spread every runtime's runs over it, so a drift favours none of them.
 #
 # --isolate S: sleep S seconds before every timed run (hyperfine --prepare),
 # so each run starts after a quiet moment as a lone container start does.
@@ -35,10 +41,10 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=30 warmup=5 out=$REPO/bench/results trace=0 tsrun=$REPO/bin/tsrun isolate=
+runs=30 warmup=5 out=$REPO/bench/results trace=0 tsrun=$REPO/bin/tsrun isolate= rounds=1
 
 die() { echo "lifecycle.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -47,10 +53,12 @@ while [ $# -gt 0 ]; do
     --trace) trace=1; shift ;;
     --tsrun) tsrun=$2; shift 2 ;;
     --isolate) isolate=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "lifecycle.sh: unknown argument $1" >&2; usage ;;
   esac
 done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [ "$(id -u)" = 0 ] || die "needs root"
 for tool in hyperfine runc crun jq node unshare; do
   command -v "$tool" >/dev/null || die "$tool is missing (bash scripts/setup.sh installs it)"
@@ -61,7 +69,7 @@ done
 if [ -z "${TSRUN_BENCH_PRIVATE_NS:-}" ]; then
   exec env TSRUN_BENCH_PRIVATE_NS=1 unshare --mount --propagation private bash "${BASH_SOURCE[0]}" \
     --runs "$runs" --warmup "$warmup" --out "$out" --tsrun "$tsrun" $([ "$trace" = 1 ] && echo --trace) \
-    ${isolate:+--isolate "$isolate"}
+    ${isolate:+--isolate "$isolate"} --rounds "$rounds"
 fi
 if grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/self/mountinfo 2>/dev/null || mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
   umount /sys/fs/cgroup/unified
@@ -112,20 +120,23 @@ EOF
   sh "$work/lifecycle-$rt.sh" || die "$rt create/start/delete failed"
   $R exec "$(id ex "$rt")" true || die "$rt exec failed"
 done
-for bench in run lifecycle state exec; do
-  for rt in "${RUNTIMES[@]}"; do
-    R="${BIN[$rt]} --root $work/root-$rt"
-    case $bench in
-      run) cmd="$R run --bundle $work/bundle $(id r "$rt")" ;;
-      lifecycle) cmd="sh $work/lifecycle-$rt.sh" ;;
-      state) cmd="$R state $(id ex "$rt")" ;;
-      exec) cmd="$R exec $(id ex "$rt") true" ;;
-    esac
-    cmds+=(-n "$rt $bench" "$cmd")
+for round in $(seq "$rounds"); do
+  suffix=$([ "$round" = 1 ] || echo " #$round")
+  for bench in run lifecycle state exec; do
+    for rt in "${RUNTIMES[@]}"; do
+      R="${BIN[$rt]} --root $work/root-$rt"
+      case $bench in
+        run) cmd="$R run --bundle $work/bundle $(id r "$rt")" ;;
+        lifecycle) cmd="sh $work/lifecycle-$rt.sh" ;;
+        state) cmd="$R state $(id ex "$rt")" ;;
+        exec) cmd="$R exec $(id ex "$rt") true" ;;
+      esac
+      cmds+=(-n "$rt $bench$suffix" "$cmd")
+    done
   done
+  cmds+=(-n "node -e 0$suffix" "node -e 0")
+  cmds+=(-n "unshare$suffix" "unshare --pid --mount --uts --ipc --net --fork true")
 done
-cmds+=(-n "node -e 0" "node -e 0")
-cmds+=(-n "unshare" "unshare --pid --mount --uts --ipc --net --fork true")
 
 mkdir -p "$out"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -141,7 +152,8 @@ jq --arg date "$(date -u +%FT%TZ)" --argjson runs "$runs" --argjson warmup "$war
   --arg kernel "$(uname -r)" --arg tsrun "$("$tsrun" --version | head -1)" \
   --arg runc "$(runc --version | head -1)" --arg crun "$(crun --version | head -1)" \
   --arg node "$(node --version)" --arg hyperfine "$(hyperfine --version)" --arg isolate "$isolate" \
-  '.tsrunBench = {date: $date, runs: $runs, warmup: $warmup, cpus: $cpus, kernel: $kernel,
+  --argjson rounds "$rounds" \
+  '.tsrunBench = {date: $date, runs: $runs, warmup: $warmup, rounds: $rounds, cpus: $cpus, kernel: $kernel,
      isolateSeconds: (if $isolate == "" then null else ($isolate | tonumber) end),
      loadavgBefore: ($before | split(" ") | map(tonumber)), loadavgAfter: ($after | split(" ") | map(tonumber)),
      versions: {tsrun: $tsrun, runc: $runc, crun: $crun, node: $node, hyperfine: $hyperfine},

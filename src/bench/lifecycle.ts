@@ -81,8 +81,35 @@ export function toRow(r: HyperfineResult): Row {
   };
 }
 
+/** The name a round other than the first gives a command (bench/lifecycle.sh --rounds): `tsrun run #2`. */
+const ROUND = / #\d+$/;
+
+/**
+ * One result per command, its rounds pooled: `--rounds N` lists every
+ * command N times in the one hyperfine invocation (the second round named
+ * `... #2`), so each runtime's runs are spread over the invocation instead
+ * of falling in one stretch of it, and a machine that drifts meanwhile
+ * biases no runtime against another.
+ */
+export function poolRounds(results: HyperfineResult[]): HyperfineResult[] {
+  const pooled = new Map<string, HyperfineResult>();
+  for (const r of results) {
+    const name = r.command.replace(ROUND, '');
+    const seen = pooled.get(name);
+    if (!seen) {
+      pooled.set(name, { ...r, command: name, times: r.times && [...r.times], exit_codes: r.exit_codes && [...r.exit_codes] });
+      continue;
+    }
+    if (!seen.times || !r.times) throw new Error(`hyperfine result for ${r.command} has no per-run times to pool`);
+    seen.times.push(...r.times);
+    seen.exit_codes = [...(seen.exit_codes ?? []), ...(r.exit_codes ?? [])];
+    seen.min = Math.min(seen.min ?? Infinity, r.min ?? Infinity);
+  }
+  return [...pooled.values()];
+}
+
 export function summarizeLifecycle(results: HyperfineResult[]): LifecycleSummary {
-  const rows = results.map(toRow);
+  const rows = poolRounds(results).map(toRow);
   const byName = new Map(rows.map((r) => [r.name, r.median]));
   const medians: LifecycleSummary['medians'] = {};
   for (const b of BENCHMARKS) {

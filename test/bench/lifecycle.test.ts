@@ -1,6 +1,6 @@
 /** bench/report.mjs's math: hyperfine results -> medians, ratios, the issue's targets. */
 import t from 'tap';
-import { formatLifecycle, lifecycleSvg, summarizeLifecycle, toRow, type HyperfineResult } from '../../src/bench/lifecycle.js';
+import { formatLifecycle, lifecycleSvg, poolRounds, summarizeLifecycle, toRow, type HyperfineResult } from '../../src/bench/lifecycle.js';
 
 const sec = (ms: number[]) => ms.map((m) => m / 1000);
 const result = (command: string, ms: number[], exit?: number[]): HyperfineResult => ({
@@ -76,4 +76,34 @@ t.test('summarizeLifecycle: missing floors leave the targets unmet, not crashing
   t.equal(s.targets.state.ok, false);
   t.ok(Number.isNaN(s.runOverNodePlusCrun));
   t.match(formatLifecycle(s), /floors: node -e 0 - ms/);
+});
+
+t.test('poolRounds: a command listed in several rounds is one row of all its runs', async (t) => {
+  const pooled = poolRounds([
+    result('tsrun-warm run', [8, 9, 10], [0, 0, 0]),
+    result('crun run', [7, 7, 7]),
+    result('tsrun-warm run #2', [20, 21, 22], [0, 1, 0]),
+    result('crun run #2', [9, 9, 9]),
+    result('node -e 0', [22]),
+  ]);
+  t.same(
+    pooled.map((r) => r.command),
+    ['tsrun-warm run', 'crun run', 'node -e 0'],
+    'first-round names, first-round order',
+  );
+  t.same(pooled[0]!.times, sec([8, 9, 10, 20, 21, 22]), 'all runs of both rounds');
+  t.same(pooled[0]!.exit_codes, [0, 0, 0, 0, 1, 0]);
+  const s = summarizeLifecycle([
+    result('tsrun-warm run', [8, 9, 10]),
+    result('crun run', [7, 7, 7]),
+    result('tsrun-warm run #2', [20, 21, 22]),
+    result('crun run #2', [9, 9, 9]),
+  ]);
+  t.same(s.medians.run, { 'tsrun-warm': 15, crun: 8 }, 'medians over the pooled runs');
+  t.equal(s.rows.find((r) => r.name === 'tsrun-warm run')!.runs, 6);
+  t.throws(() => poolRounds([{ command: 'a', mean: 1 }, { command: 'a #2', mean: 1 }]), /no per-run times/, 'rounds need per-run times');
+  // The original result objects are not changed.
+  const first = result('x', [1]);
+  poolRounds([first, result('x #2', [2])]);
+  t.same(first.times, sec([1]));
 });
