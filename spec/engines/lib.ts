@@ -33,6 +33,7 @@ import path from 'node:path';
 import {
   type BundleConfig,
   cgroupMountpoints,
+  ensureEngine,
   exec,
   makeBundle,
   mountsUnder,
@@ -43,6 +44,7 @@ import {
   tsrun,
   tsrunBinary,
   uniqueId,
+  warmMode,
 } from '../lib/harness.js';
 import { DEFAULT_ROOT } from '../../src/lifecycle/store.js';
 
@@ -480,6 +482,8 @@ export async function startContainerd(t: TestLike, opts: { prefix?: string } = {
   const runcRoot = home.path('runc-root');
   const v1Root = home.path('runtime-v1');
   home.runtimeRoots.push({ binary: tsrunBinary(), root: runcRoot }, { binary: tsrunBinary(), root: v1Root });
+  // Warm mode: the roots the shims pass tsrun (one per containerd namespace) get an engine.
+  if (warmMode()) for (const r of [runcRoot, v1Root]) ensureEngine(path.join(r, namespace));
   const toml = (s: string) => JSON.stringify(s);
   fs.writeFileSync(
     home.path('config.toml'),
@@ -585,6 +589,7 @@ export async function startDockerd(t: TestLike, ctd: Containerd): Promise<Docker
   const execRoot = home.path('exec');
   const runtimeRoot = path.join(execRoot, 'runtime-runc');
   home.runtimeRoots.push({ binary: tsrunBinary(), root: runtimeRoot });
+  if (warmMode()) ensureEngine(path.join(runtimeRoot, 'moby')); // dockerd's namespace in containerd
   fs.writeFileSync(
     home.path('daemon.json'),
     JSON.stringify(
@@ -673,6 +678,7 @@ export function podmanEnv(t: TestLike): Podman {
     return [...ids];
   };
   home.runtimeRoots.push({ binary: tsrunBinary(), root: runtimeRoot, ids: containerIds });
+  if (warmMode()) ensureEngine(runtimeRoot);
   home.cgroupParents.push(cgroupParent);
   const q = (s: string) => JSON.stringify(s);
   fs.writeFileSync(

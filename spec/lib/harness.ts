@@ -268,6 +268,20 @@ export function ensureEngine(root: string): void {
   if (r.status !== 0) throw new Error(`[harness] engine start for ${abs} failed: ${r.stderr || r.error}`);
 }
 
+/** The pids of the engines this process started (warm mode). */
+function enginePids(): number[] {
+  const pids: number[] = [];
+  for (const root of engines) {
+    try {
+      const pid = Number(fs.readFileSync(path.join(ENGINE_SOCKET_DIR, `${rootKey(root)}.pid`), 'utf8'));
+      if (pid > 0) pids.push(pid);
+    } catch {
+      /* not running */
+    }
+  }
+  return pids;
+}
+
 /** Stops them; one too busy to answer (a hook still running, say) is killed: we started it. */
 function stopEngines(): void {
   for (const root of engines) {
@@ -699,6 +713,9 @@ export function findProcesses(ids: string[], markers: string[] = []): ProcInfo[]
   const needles = [...ids, ...markers].filter(Boolean);
   if (needles.length === 0) return [];
   const skip = ancestors();
+  // The engines warm mode started are ours and meant to live (their command
+  // lines name the state roots a spec's markers may match).
+  for (const pid of enginePids()) skip.add(pid);
   const found: ProcInfo[] = [];
   for (const name of safeReaddir('/proc')) {
     if (!/^\d+$/.test(name)) continue;

@@ -34,7 +34,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { exec, mountsUnder, REPO_ROOT, rootfsTemplate, type RunOptions, type RunResult, type TestLike } from '../lib/harness.js';
+import { ensureEngine, exec, mountsUnder, REPO_ROOT, rootfsTemplate, type RunOptions, type RunResult, type TestLike, warmMode } from '../lib/harness.js';
 
 export { hasCommand, isRoot, skipUnless } from '../engines/lib.js';
 
@@ -88,6 +88,9 @@ export function makeStore(t: TestLike): Store {
     tsctl: (args, opts = {}) => tsctl(args, { ...opts, store }),
   };
   fs.mkdirSync(store.dockerConfig);
+  // Warm mode: tsctl's runtime commands (create, start, kill, delete...) go
+  // through a resident engine for the store's runtime root.
+  if (warmMode()) ensureEngine(store.runtimeRoot);
   lastStore = store;
   t.teardown(async () => {
     await deleteContainers(store.runtimeRoot);
