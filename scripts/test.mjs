@@ -24,7 +24,7 @@
 //                        the leak checks' view of the host stay one file's)
 //   TSRUN_SKIP_SPEC=1    do not run spec/
 //   TSRUN_TEST_ENGINE=1  specs run through a warm engine (spec/lib/harness.ts);
-//                        the whole suite runs all but spec/engines so once more
+//                        the whole suite runs all of spec/ so once more
 //
 // The counts come from the summary tap prints at the end of a run
 // (`# { total, pass, fail, todo, skip }`: every assertion, plus a failure
@@ -84,16 +84,13 @@ const groups = [
     files: [],
   },
   {
-    // The specs again with TSRUN_TEST_ENGINE=1: the harness starts a
-    // resident engine for each state root (`tsrun engine start`), so the same
-    // assertions run through bin/tsrun's warm path (src/engine/). Not
-    // spec/engines: warm, one `ctr run --rm` of 300 (three runs of its
-    // 100-run loop) exited 0 without its output, which is not understood
-    // yet; `TSRUN_TEST_ENGINE=1 node scripts/test.mjs spec/engines` runs them
-    // warm (containerd's, dockerd's and podman's roots get engines).
+    // The whole of spec/ again with TSRUN_TEST_ENGINE=1: the harness starts a
+    // resident engine for each state root (`tsrun engine start`; the shim's
+    // stores and containerd's, dockerd's and podman's runtime roots too), so
+    // the same assertions run through bin/tsrun's warm path (src/engine/).
     name: 'warm',
     dir: 'spec',
-    dirs: ['spec/runtime', 'spec/exec', 'spec/hooks', 'spec/terminal', 'spec/security', 'spec/cgroups', 'spec/shim'],
+    dirs: ['spec/runtime', 'spec/exec', 'spec/hooks', 'spec/terminal', 'spec/security', 'spec/cgroups', 'spec/shim', 'spec/engines'],
     what: 'specs through a warm engine',
     timeout: process.env.TSRUN_SPEC_TIMEOUT ?? '300',
     jobs: process.env.TSRUN_SPEC_JOBS ?? '1',
