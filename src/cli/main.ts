@@ -94,8 +94,6 @@ function namedCommand(argv: readonly string[]): string | undefined {
   return name !== undefined && KNOWN.has(name) ? name : undefined;
 }
 
-const describe = describeError;
-
 /**
  * Parses argv exactly as main() does, with every action replaced by nothing:
  * the engine's JIT warm-up (src/engine/warmup.ts) runs commander's code
@@ -139,16 +137,16 @@ async function outcome(run: () => unknown, command: () => string | undefined): P
     if (e instanceof EngineFallback) throw e; // the engine's launcher runs it cold
     if (e instanceof CommanderError) {
       if (e.exitCode === 0) return 0; // --help, --version
-      log.fatal(describe(e));
+      log.fatal(describeError(e));
       return 1;
     }
     if (e instanceof UserError) {
-      log.fatal(describe(e));
+      log.fatal(describeError(e));
       return e.exitCode;
     }
     const cmd = command();
     // Not a user error: a bug. Keep the stack where --debug can show it.
-    log.fatal(`internal error${cmd ? ` in ${cmd}` : ''}: ${describe(e)}`);
+    log.fatal(`internal error${cmd ? ` in ${cmd}` : ''}: ${describeError(e)}`);
     log.debug((e as Error)?.stack ?? '');
     return 1;
   }

@@ -338,9 +338,9 @@ function abortCreate(store: Store, rec: ContainerRecord): void {
 
 /** `run`: let the init exec (ack its START sync) and report whether exec worked. */
 export function startRun(store: Store, created: Created): void {
-  // 'running' is written while the init execs (in an engine, whose launcher
-  // waits for it): an exec that fails makes run fail, and its caller then
-  // deletes the container, record and all.
+  // 'running' is written while the init execs (the ack goes first:
+  // ProcessHost.next): an exec that fails makes run fail, and its caller
+  // then deletes the container, record and all.
   const running = () => {
     created.rec.phase = 'running';
     store.save(created.rec);
