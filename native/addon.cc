@@ -297,6 +297,17 @@ Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// dup(fd) -> a second descriptor (close-on-exec) for the same open file.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) {
+    ErrnoError(env, errno, "dup").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
 // sendFd(sock, data: Buffer, fd): one message with one descriptor
 // (SCM_RIGHTS), as the seccomp listener protocol of the runtime spec wants.
 Napi::Value SendFd(const Napi::CallbackInfo& info) {
@@ -390,6 +401,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));
+  exports.Set("dup", Napi::Function::New(env, Dup));
   exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
   exports.Set("seccomp", SeccompExports(env));  // native/seccomp.h

@@ -101,6 +101,8 @@ export interface Addon {
   strerror(errno: number): string;
   socketPair(): [number, number];
   recvFd(sock: number): number;
+  /** another descriptor (close-on-exec) for the same open file */
+  dup(fd: number): number;
   /** one message of `data` carrying `fd` (SCM_RIGHTS) */
   sendFd(sock: number, data: Buffer, fd: number): void;
   setWinsize(fd: number, rows: number, cols: number): void;

@@ -48,11 +48,8 @@ export class Foreground {
   async wait(relay?: Relay): Promise<number> {
     const status = await native().waitPid(this.pid);
     this.release();
-    if (relay) {
-      // Let the last output through; a process that kept the pty open is not waited for.
-      await Promise.race([relay.drained, new Promise((r) => setTimeout(r, 1000))]);
-      relay.restore();
-    }
+    // Let the last output through; a process that kept the pty open is not waited for.
+    if (relay) await relay.finish(1000);
     return status.code ?? 128 + (status.signal ?? 0);
   }
 }

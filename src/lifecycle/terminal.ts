@@ -36,8 +36,12 @@ export function openConsoleChannel(): ConsoleChannel {
 }
 
 export interface Relay {
-  /** resolves when the container side closed (the process and its children exited) */
-  drained: Promise<void>;
+  /**
+   * Call once the process has exited: waits (up to `graceMs`) for the
+   * container side to close, copies out whatever it left in the pty,
+   * and restores the caller's terminal.
+   */
+  finish(graceMs: number): Promise<void>;
   /** restores the caller's terminal; idempotent */
   restore(): void;
 }
@@ -73,9 +77,16 @@ export function startRelay(channel: ConsoleChannel): Relay {
     if (isTty) (stdin as tty.ReadStream).setRawMode(false);
   };
   process.once('exit', restore);
+  // Node 20's libuv takes POLLHUP plus a short read from a pty master for
+  // end of file, though the kernel may still hold output the slave wrote
+  // just before its last close (libuv#4992): under load, `run -t` lost
+  // the tail of its output. So the stream reads the master only while the
+  // process runs; `finish` reads what is left through a second descriptor
+  // that the stream's close does not take with it.
+  const rest = native().dup(master);
   // A pty master is a tty, so tty.ReadStream reads it without blocking the loop.
   const out = new tty.ReadStream(master);
-  const drained = new Promise<void>((resolve) => {
+  const closed = new Promise<void>((resolve) => {
     const done = () => {
       out.destroy();
       resolve();
@@ -86,5 +97,36 @@ export function startRelay(channel: ConsoleChannel): Relay {
     out.on('end', done);
     out.on('close', done);
   });
-  return { drained, restore };
+  const finish = async (graceMs: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    out.destroy();
+    drainPty(rest);
+    native().close(rest);
+    restore();
+  };
+  return { finish, restore };
+}
+
+/**
+ * Copies to stdout what a pty master still holds. The descriptor is
+ * non-blocking (libuv made it so): once the last slave has closed, a read
+ * returns the remaining output (the kernel flushes its pending buffers
+ * first) and then EIO; while some process still holds the slave it ends
+ * at EAGAIN. Bounded, for a process that keeps writing.
+ */
+export function drainPty(fd: number, limitBytes = 16 << 20): void {
+  for (let total = 0; total < limitBytes; ) {
+    const buf = Buffer.allocUnsafe(64 * 1024); // not reused: a write may still hold the last one
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, 0, buf.length, null);
+    } catch {
+      return; // EIO: every slave closed and nothing left; EAGAIN: nothing more for now
+    }
+    if (n <= 0) return;
+    process.stdout.write(buf.subarray(0, n));
+    total += n;
+  }
 }
