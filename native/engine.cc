@@ -102,6 +102,7 @@ class AcceptWorker : public Napi::AsyncWorker {
       int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) {
         if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+        if (errno == EINVAL) return;  // stopListening(): the engine is going
         err_ = errno;
         return;
       }
@@ -151,6 +152,16 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
+}
+
+// stopListening(listenFd): wakes an accept() waiting on its worker thread
+// (poll reports the shut-down socket readable; accept then fails with
+// EINVAL, which ends the wait as "no connection"). process.exit() joins
+// libuv's threadpool, so an engine leaving on a signal must do this first or
+// hang with the worker still in poll.
+Napi::Value StopListening(const Napi::CallbackInfo& info) {
+  shutdown(info[0].As<Napi::Number>().Int32Value(), SHUT_RD);
+  return info.Env().Undefined();
 }
 
 // send(fd, type, [a, b, c, d], payload?, fds?)
@@ -248,6 +259,7 @@ Napi::Value CloseInherited(const Napi::CallbackInfo& info) {
 Napi::Object EngineExports(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("listen", Napi::Function::New(env, Listen));
+  o.Set("stopListening", Napi::Function::New(env, StopListening));
   o.Set("connect", Napi::Function::New(env, Connect));
   o.Set("accept", Napi::Function::New(env, Accept));
   o.Set("send", Napi::Function::New(env, Send));

@@ -26,6 +26,7 @@ import {
   warmMode,
 } from '../lib/harness.js';
 import { alive, isRoot, procStatus, spawnLive, waitFor } from './core-lib.js';
+import { pidPath, socketPath } from '../../src/engine/protocol.js';
 
 // In warm mode (TSRUN_TEST_ENGINE=1) the harness starts engines itself; these
 // specs start, kill and stop their own, so they run in the cold group only.
@@ -72,6 +73,21 @@ t.test('engine start, status and stop', { skip }, async (t) => {
   t.match(none.stderr, /^tsrun: no engine is running for --root \S+\n$/);
   const stillWorks = await tsrun(['list', '-q']);
   t.equal(stillWorks.code, 0, 'commands run cold again');
+});
+
+t.test('SIGTERM, SIGINT or SIGHUP ends an idle engine and removes its socket', { skip }, async (t) => {
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    const s = await startEngine(t);
+    process.kill(s.pid, sig);
+    // Bounded: the engine used to hang here (its accept worker was joined at exit).
+    const gone = await waitFor(() => !alive(s.pid), 10_000, 50);
+    t.ok(gone, `${sig}: the engine process exits`);
+    if (!gone) process.kill(s.pid, 'SIGKILL');
+    const root = path.resolve(rootFor('tsrun'));
+    t.notOk(fs.existsSync(socketPath(root)) || fs.existsSync(pidPath(root)), `${sig}: its socket and pid file are gone`);
+    const none = await tsrun(['engine', 'status']);
+    t.equal(none.code, 1, `${sig}: status says no engine`);
+  }
 });
 
 t.test('a command through the engine behaves as cold, and the engine serves it', { skip }, async (t) => {

@@ -188,6 +188,9 @@ export async function serve(o: ServeOptions): Promise<number> {
   };
   const onSignal = () => {
     cleanup();
+    // The accept waits in poll() on a threadpool thread, which process.exit()
+    // joins: without this an idle engine hung on SIGTERM until SIGKILL.
+    eng.stopListening(listenFd);
     process.exit(0);
   };
   process.on('SIGTERM', onSignal);

@@ -18,6 +18,8 @@ export interface EngineAddon {
   connect(path: string): number;
   /** the next root peer, already sent EM_HELLO with `hello` (and `initFd`); null after timeoutMs (-1: none) idle */
   accept(listenFd: number, timeoutMs: number, hello: string, initFd?: number): Promise<{ fd: number; pid: number } | null>;
+  /** shuts the listener down: a pending accept resolves null (process.exit would wait for it otherwise) */
+  stopListening(listenFd: number): void;
   send(fd: number, type: number, nums: number[], payload?: Buffer, fds?: number[]): void;
   /** one message; null on EOF; throws on timeout */
   recv(fd: number, timeoutMs: number): WireMsg | null;
