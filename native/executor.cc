@@ -226,6 +226,37 @@ static int ensure_in_root(int root, const char* rel, bool last_is_file) {
   int links = 0;
 restart:
   if (len == 0) return 0;
+  // Most targets exist already (the image's /proc, /sys, mask paths), or
+  // only their last component is missing (/dev/null in an empty /dev): one
+  // lookup of the whole path, then one of its parent, instead of one per
+  // component. Anything else (a missing parent, a dangling symlink, an
+  // error) takes the walk below, which creates what is missing or says why not.
+  int whole = openat2_in_root(root, buf, O_PATH, 0);
+  if (whole >= 0) {
+    close(whole);
+    return 0;
+  }
+  char* slash = strrchr(buf, '/');
+  if (errno == ENOENT && slash) {
+    *slash = 0;
+    int parent = openat2_in_root(root, buf, O_PATH | O_DIRECTORY, 0);
+    *slash = '/';
+    if (parent >= 0) {
+      char target[8];
+      int r = -1, e = 0;
+      if (readlinkat(parent, slash + 1, target, sizeof(target)) < 0 && errno != EINVAL) {
+        if (last_is_file) {
+          r = openat(parent, slash + 1, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+          if (r >= 0) close(r);
+        } else {
+          r = mkdirat(parent, slash + 1, 0755);
+        }
+        e = errno;
+      }
+      close(parent);
+      if (r >= 0 || e == EEXIST) return 0;
+    }
+  }
   size_t start = 0;
   while (start < len) {
     size_t end = start;
