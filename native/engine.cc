@@ -164,6 +164,15 @@ Napi::Value StopListening(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// peerClosed(fd): whether the other end of a connection has closed (or
+// reset), without reading: poll with no timeout.
+Napi::Value PeerClosed(const Napi::CallbackInfo& info) {
+  struct pollfd pfd = {info[0].As<Napi::Number>().Int32Value(), POLLRDHUP, 0};
+  int r;
+  do { r = poll(&pfd, 1, 0); } while (r < 0 && errno == EINTR);
+  return Napi::Boolean::New(info.Env(), r > 0 && (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)));
+}
+
 // send(fd, type, [a, b, c, d], payload?, fds?)
 Napi::Value Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -260,6 +269,7 @@ Napi::Object EngineExports(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("listen", Napi::Function::New(env, Listen));
   o.Set("stopListening", Napi::Function::New(env, StopListening));
+  o.Set("peerClosed", Napi::Function::New(env, PeerClosed));
   o.Set("connect", Napi::Function::New(env, Connect));
   o.Set("accept", Napi::Function::New(env, Accept));
   o.Set("send", Napi::Function::New(env, Send));

@@ -407,8 +407,13 @@ t.test('crash cleanup: create killed the moment its cgroup directories appear', 
       t.ok(exit, 'create is gone');
       t.comment(`cgroup seen before the kill: ${seen}; create ${exit?.signal ?? `exited ${exit?.code}`}`);
       const list = await tsrun(['list', '-f', 'json']);
-      const entry = (JSON.parse(list.stdout || '[]') as { id: string; status: string }[]).find((e) => e.id === id);
-      if (exit?.signal) t.not(entry?.status, 'created', 'a killed create is not listed as created');
+      const entry = (JSON.parse(list.stdout || '[]') as { id: string; status: string; pid: number }[]).find((e) => e.id === id);
+      // Listed as created only if the create had finished before the kill
+      // landed (its init alive, waiting for start): through a warm engine
+      // the rest of a create takes ~2 ms, so the kill sometimes comes after.
+      if (exit?.signal) {
+        t.ok(entry?.status !== 'created' || alive(entry.pid), 'a killed create is not listed as created, unless whole (its init waits for start)', { entry });
+      }
       const d = await tsrun(['delete', '--force', id]);
       t.equal(d.code, 0, `delete --force exits 0 (${d.stderr.trim()})`);
       noStateDir(t, id);

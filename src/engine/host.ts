@@ -32,6 +32,8 @@ export interface ProcessHost {
    */
   next(sync: number, ack: boolean, timeoutMs: number, meanwhile?: () => void): ChildMsg | null;
   closeSync(sync: number): void;
+  /** The command's caller is gone (a launcher killed mid-command); never, cold: we are the caller. */
+  callerGone(): boolean;
   /** Waits (bounded) until `pid`, already sent SIGKILL, is reaped. */
   reap(pid: number): void;
   /** create claimed `id`: if the engine dies now, the launcher deletes it cold. */
@@ -53,6 +55,7 @@ const local: ProcessHost = {
   spawn: (plan, consoleFd, cgroupFd) => native().spawn(plan, consoleFd, cgroupFd),
   next: nextWith,
   closeSync: (sync) => native().close(sync),
+  callerGone: () => false,
   reap(pid) {
     // We are its parent: reap it so no zombie outlives us.
     for (let i = 0; i < 2500 && native().tryWait(pid) === null; i++) sleepMs(2);
@@ -161,6 +164,10 @@ export class RemoteHost implements ProcessHost {
 
   closeSync(sync: number): void {
     native().close(sync);
+  }
+
+  callerGone(): boolean {
+    return this.eng.peerClosed(this.fd);
   }
 
   reap(pid: number): void {

@@ -20,6 +20,8 @@ export interface EngineAddon {
   accept(listenFd: number, timeoutMs: number, hello: string, initFd?: number): Promise<{ fd: number; pid: number } | null>;
   /** shuts the listener down: a pending accept resolves null (process.exit would wait for it otherwise) */
   stopListening(listenFd: number): void;
+  /** the other end of the connection has closed (checked without reading) */
+  peerClosed(fd: number): boolean;
   send(fd: number, type: number, nums: number[], payload?: Buffer, fds?: number[]): void;
   /** one message; null on EOF; throws on timeout */
   recv(fd: number, timeoutMs: number): WireMsg | null;

@@ -298,6 +298,10 @@ export function create(store: Store, opts: CreateOptions): Created {
     if (!pidSaved) savePid();
     if (consoleFd >= 0) native().close(consoleFd);
     consoleFd = -1;
+    // In an engine the init answers the engine itself, so a create whose
+    // launcher was killed could still finish; cold, the init loses its
+    // creator's end of the sync socket and dies. Either way: no container.
+    if (parent.callerGone()) throw new UserError('create was killed before it finished');
     // The pid file first: a create killed before it never reads as "created".
     if (opts.pidFile) writePidFile(opts.pidFile, rec.pid);
     rec.phase = 'created';
