@@ -214,6 +214,19 @@ static size_t copy_trimmed(char* out, size_t cap, const char* s) {
   return len;
 }
 
+// Creates `name` in `parent`: an empty file or a directory. 0 when it was
+// made or already exists; -1/errno otherwise.
+static int create_entry(int parent, const char* name, bool as_file) {
+  int r;
+  if (as_file) {
+    r = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (r >= 0) close(r);
+  } else {
+    r = mkdirat(parent, name, 0755);
+  }
+  return r < 0 && errno != EEXIST ? -1 : 0;
+}
+
 // mkdir -p of `rel` inside root (every component resolved inside root), and
 // for the last component a directory or an empty file. A component that is a
 // dangling symlink is followed, inside the root, and its target created (as
@@ -243,18 +256,11 @@ restart:
     *slash = '/';
     if (parent >= 0) {
       char target[8];
-      int r = -1, e = 0;
-      if (readlinkat(parent, slash + 1, target, sizeof(target)) < 0 && errno != EINVAL) {
-        if (last_is_file) {
-          r = openat(parent, slash + 1, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-          if (r >= 0) close(r);
-        } else {
-          r = mkdirat(parent, slash + 1, 0755);
-        }
-        e = errno;
-      }
+      // Not a (dangling) symlink: those are followed by the walk.
+      bool made = readlinkat(parent, slash + 1, target, sizeof(target)) < 0 && errno != EINVAL &&
+                  create_entry(parent, slash + 1, last_is_file) == 0;
       close(parent);
-      if (r >= 0 || e == EEXIST) return 0;
+      if (made) return 0;
     }
   }
   size_t start = 0;
@@ -307,16 +313,10 @@ restart:
         if (len == (size_t)-1) { errno = ENAMETOOLONG; return -1; }
         goto restart;
       }
-      int r;
-      if (last && last_is_file) {
-        r = openat(parent, buf + start, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (r >= 0) close(r);
-      } else {
-        r = mkdirat(parent, buf + start, 0755);
-      }
+      int r = create_entry(parent, buf + start, last && last_is_file);
       int e = errno;
       close(parent);
-      if (r < 0 && e != EEXIST) { errno = e; return -1; }
+      if (r < 0) { errno = e; return -1; }
     } else {
       return -1;
     }
