@@ -35,7 +35,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Linux, Mount, Namespace, Process, Root, Spec } from '../../src/oci/types.js';
-import { ENGINE_SOCKET_DIR, rootKey } from '../../src/engine/protocol.js';
+import { pidPath, socketPath } from '../../src/engine/protocol.js';
 
 /** The part of tap's Test this library uses (tap's own Test object fits). */
 export interface TestLike {
@@ -273,7 +273,7 @@ function enginePids(): number[] {
   const pids: number[] = [];
   for (const root of engines) {
     try {
-      const pid = Number(fs.readFileSync(path.join(ENGINE_SOCKET_DIR, `${rootKey(root)}.pid`), 'utf8'));
+      const pid = Number(fs.readFileSync(pidPath(root), 'utf8'));
       if (pid > 0) pids.push(pid);
     } catch {
       /* not running */
@@ -288,9 +288,9 @@ function stopEngines(): void {
     const r = spawnSync(tsrunBinary(), ['--root', root, 'engine', 'stop'], { stdio: 'ignore', timeout: 5000, env: childEnv() });
     if (r.status === 0) continue;
     try {
-      const pid = Number(fs.readFileSync(path.join(ENGINE_SOCKET_DIR, `${rootKey(root)}.pid`), 'utf8'));
+      const pid = Number(fs.readFileSync(pidPath(root), 'utf8'));
       if (pid > 0) process.kill(pid, 'SIGKILL');
-      for (const ext of ['sock', 'pid']) fs.rmSync(path.join(ENGINE_SOCKET_DIR, `${rootKey(root)}.${ext}`), { force: true });
+      for (const file of [socketPath(root), pidPath(root)]) fs.rmSync(file, { force: true });
     } catch {
       /* already gone */
     }

@@ -116,7 +116,7 @@ export function startRelay(channel: ConsoleChannel): Relay {
  * first) and then EIO; while some process still holds the slave it ends
  * at EAGAIN. Bounded, for a process that keeps writing.
  */
-export function drainPty(fd: number, limitBytes = 16 << 20): void {
+function drainPty(fd: number, limitBytes = 16 << 20): void {
   for (let total = 0; total < limitBytes; ) {
     const buf = Buffer.allocUnsafe(64 * 1024); // not reused: a write may still hold the last one
     let n: number;
