@@ -40,6 +40,7 @@ import {
   rootfsTemplate,
   type RunOptions,
   type RunResult,
+  stopEnginesUnder,
   type TestLike,
   tsrun,
   tsrunBinary,
@@ -199,6 +200,9 @@ export class EngineDir {
     this.cleaned = true;
     liveDirs.delete(this);
     for (const d of this.daemons) d.killSync();
+    // Warm mode's engines for the runtime roots in here are stopped, not
+    // swept up below with the rest (a SIGKILLed engine leaves its socket).
+    stopEnginesUnder(this.dir);
     // shims, conmon, exit commands: whatever names this directory
     killMatching(this.dir);
     for (const rr of this.runtimeRoots) forceDeleteAll(rr);

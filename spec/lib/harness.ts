@@ -282,20 +282,41 @@ function enginePids(): number[] {
   return pids;
 }
 
-/** Stops them; one too busy to answer (a hook still running, say) is killed: we started it. */
-function stopEngines(): void {
-  for (const root of engines) {
-    const r = spawnSync(tsrunBinary(), ['--root', root, 'engine', 'stop'], { stdio: 'ignore', timeout: 5000, env: childEnv() });
-    if (r.status === 0) continue;
-    try {
-      const pid = Number(fs.readFileSync(pidPath(root), 'utf8'));
-      if (pid > 0) process.kill(pid, 'SIGKILL');
-      for (const file of [socketPath(root), pidPath(root)]) fs.rmSync(file, { force: true });
-    } catch {
-      /* already gone */
-    }
+/**
+ * Stops the engine for `root`; one too busy to answer (a hook still running,
+ * say) is killed: we started it. Either way its socket and pid file go, so
+ * no later launcher finds an engine that is not there.
+ */
+function stopEngine(root: string): void {
+  const r = spawnSync(tsrunBinary(), ['--root', root, 'engine', 'stop'], { stdio: 'ignore', timeout: 5000, env: childEnv() });
+  if (r.status === 0) return;
+  try {
+    const pid = Number(fs.readFileSync(pidPath(root), 'utf8'));
+    if (pid > 0) process.kill(pid, 'SIGKILL');
+  } catch {
+    /* no pid file, or the process is gone already */
   }
+  for (const file of [socketPath(root), pidPath(root)]) fs.rmSync(file, { force: true });
+}
+
+function stopEngines(): void {
+  for (const root of engines) stopEngine(root);
   engines.clear();
+}
+
+/**
+ * Stops the engines this process started for roots under `dir`, before a
+ * cleanup that SIGKILLs whatever names `dir` on its command line (an
+ * engine's does: `--root <dir>/...`) would leave their socket and pid file
+ * behind with no engine (spec/engines/lib.ts EngineDir).
+ */
+export function stopEnginesUnder(dir: string): void {
+  const prefix = path.resolve(dir) + '/';
+  for (const root of [...engines]) {
+    if (!root.startsWith(prefix)) continue;
+    stopEngine(root);
+    engines.delete(root);
+  }
 }
 
 // ---------------------------------------------------------------------------
