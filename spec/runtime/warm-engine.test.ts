@@ -112,6 +112,20 @@ t.test('a command through the engine behaves as cold, and the engine serves it',
   t.equal(after!.served - before.served, 3, 'the engine served the warm run, its delete and the warm state (not the cold ones)');
 });
 
+t.test("a command through the engine has its caller's environment, not the previous command's", { skip }, async (t) => {
+  const before = await startEngine(t);
+  // TSRUN_TRACE is read from the command's environment: set for the first
+  // command only, the second must not trace (the engine keeps the last
+  // command's environment between commands and replaces it at the next).
+  const traced = await tsrun(['list', '-q'], { env: { TSRUN_TRACE: '1' } });
+  t.equal(traced.code, 0, 'list exits 0');
+  t.match(traced.stderr, /tsrun-trace:/, 'the traced command traces');
+  const plain = await tsrun(['list', '-q']);
+  t.equal(plain.code, 0, 'list exits 0 again');
+  t.equal(plain.stderr, '', 'the next command, without TSRUN_TRACE, does not');
+  t.equal((await status())!.served - before.served, 2, 'both were served by the engine');
+});
+
 t.test("run's delete: on the run's own connection when the process is quick, a command of its own when not", { skip }, async (t) => {
   leakCheck(t);
   const quick = await makeBundle(t, (c) => {
