@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { pidPath, socketPath } from '../src/engine/protocol.js';
 import {
   assertNothingLeaked,
   cleanupContainer,
+  ensureEngine,
   exec,
   findCgroupDirs,
   findProcesses,
@@ -21,6 +23,7 @@ import {
   runtime,
   setTsrunBinary,
   stateRoot,
+  stopEnginesUnder,
   tsrun,
   uniqueId,
 } from './lib/harness.js';
@@ -181,4 +184,34 @@ t.test('the leak check finds a live container; delete --force at teardown remove
   );
   const state = await runtime('runc', ['state', id]);
   t.not(state.code, 0, 'runc no longer knows the container');
+});
+
+t.test('stopEnginesUnder: the engines for roots under a directory stop, and no socket or pid file stays', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-harness-engines-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const running = path.join(dir, 'running');
+  const killed = path.join(dir, 'killed');
+  ensureEngine(running);
+  ensureEngine(killed);
+  const pidOf = (root: string) => Number(fs.readFileSync(pidPath(root), 'utf8'));
+  const gone = (pid: number) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] === 'Z';
+    } catch {
+      return true;
+    }
+  };
+  const runningPid = pidOf(running);
+  const killedPid = pidOf(killed);
+  // What a cleanup sweep SIGKILLing everything that names the directory did
+  // to an engine: it dies with its socket and pid file in place.
+  process.kill(killedPid, 'SIGKILL');
+  for (let i = 0; i < 100 && !gone(killedPid); i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(gone(killedPid), 'the killed engine is gone');
+  t.ok(fs.existsSync(socketPath(killed)), 'and left its socket behind');
+  stopEnginesUnder(dir);
+  t.ok(gone(runningPid), 'the running engine is stopped');
+  for (const root of [running, killed]) {
+    t.notOk(fs.existsSync(socketPath(root)) || fs.existsSync(pidPath(root)), `no socket or pid file for ${path.basename(root)}`);
+  }
 });
