@@ -126,6 +126,15 @@ t.test("a command through the engine has its caller's environment, not the previ
   t.equal((await status())!.served - before.served, 2, 'both were served by the engine');
 });
 
+t.test('a launcher in another mount namespace is not served: its command runs cold', { skip }, async (t) => {
+  const before = await startEngine(t);
+  const own = await exec('unshare', ['--mount', '--propagation', 'private', tsrunBinary(), '--root', rootFor('tsrun'), 'list', '-q']);
+  t.equal(own.code, 0, `list in its own mount namespace exits 0 (${own.stderr.trim()})`);
+  t.equal((await status())!.served, before.served, 'the engine did not serve it (its paths could mean other files)');
+  t.equal((await tsrun(['list', '-q'])).code, 0, 'list from ours');
+  t.equal((await status())!.served, before.served + 1, 'is served');
+});
+
 t.test("run's delete: on the run's own connection when the process is quick, a command of its own when not", { skip }, async (t) => {
   leakCheck(t);
   const quick = await makeBundle(t, (c) => {

@@ -22,6 +22,7 @@ import { warmUp, type WarmUpOptions, type WarmUpResult } from './warmup.js';
 /** Commands the engine runs; the rest (spec, features, bench, engine, help) always run cold. */
 const SERVED = new Set(['create', 'run', 'exec', 'start', 'state', 'kill', 'delete', 'list', 'ps', 'pause', 'resume', 'update', 'events']);
 const VALUED = new Set(['--root', '--log', '--log-format', '--rootless', '--criu']);
+/** A launcher must share these with us, or its paths and pids would mean other things here. */
 const NAMESPACES = ['mnt', 'pid', 'net', 'user', 'cgroup', 'ipc', 'uts'];
 
 /** What the engine runs of the CLI (src/cli/main.ts), which imports the engine. */
@@ -72,24 +73,6 @@ function refusal(argv: readonly string[], root: string): string | undefined {
   // `events` without --stats streams for the container's whole life: it would hold the engine.
   if (name === 'events' && !argv.slice(c.index + 1).includes('--stats')) return 'a stream';
   return undefined;
-}
-
-function nsOf(pid: number | 'self', ns: string): string {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
-  } catch {
-    return '';
-  }
-}
-
-/** Ours, read once: an engine never changes namespaces. */
-let ownNamespaces: string[] | undefined;
-
-/** The launcher must see the same mounts, pids and cgroups we do, or paths and pids would mean other things. */
-function sameNamespaces(pid: number): boolean {
-  if (pid <= 0) return false;
-  ownNamespaces ??= NAMESPACES.map((ns) => nsOf('self', ns));
-  return NAMESPACES.every((ns, i) => nsOf(pid, ns) === ownNamespaces![i]);
 }
 
 function ensureDir(): void {
@@ -228,7 +211,7 @@ export async function serve(o: ServeOptions): Promise<number> {
     const argv = parts.slice(2, 2 + req.b);
     const env = parts.slice(2 + req.b, 2 + req.b + req.c);
     const why =
-      theirBuild !== build ? 'another build' : req.fds.length !== 3 ? 'no stdio' : !sameNamespaces(peer) ? 'other namespaces' : refusal(argv, root);
+      theirBuild !== build ? 'another build' : req.fds.length !== 3 ? 'no stdio' : !eng.sameNamespaces(peer, NAMESPACES) ? 'other namespaces' : refusal(argv, root);
     if (why !== undefined || cwd === undefined) {
       for (const f of req.fds) fs.closeSync(f);
       eng.send(fd, Em.Fallback, []);

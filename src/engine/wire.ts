@@ -20,6 +20,8 @@ export interface EngineAddon {
   accept(listenFd: number, timeoutMs: number, hello: string, initFd?: number): Promise<{ fd: number; pid: number } | null>;
   /** shuts the listener down: a pending accept resolves null (process.exit would wait for it otherwise) */
   stopListening(listenFd: number): void;
+  /** process pid is in our namespace of each kind in names (/proc/<pid>/ns/<name>) */
+  sameNamespaces(pid: number, names: readonly string[]): boolean;
   /** the other end of the connection has closed (checked without reading) */
   peerClosed(fd: number): boolean;
   send(fd: number, type: number, nums: number[], payload?: Buffer, fds?: number[]): void;
