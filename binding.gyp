@@ -15,7 +15,9 @@
       "type": "executable",
       "sources": ["native/launcher.cc", "native/engine_wire.cc", "native/executor.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
-      "ldflags": ["-static-libstdc++", "-static-libgcc", "-s"]
+      # Fully static: every tsrun command execs it, and its spawner is a fork
+      # of it; without ld.so and libc's mappings a warm `run` took 0.5 ms less.
+      "ldflags": ["-static", "-s"]
     },
     {
       "target_name": "tsrun-init",
