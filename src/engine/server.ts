@@ -23,7 +23,7 @@ import { warmUp, type WarmUpOptions, type WarmUpResult } from './warmup.js';
 const SERVED = new Set(['create', 'run', 'exec', 'start', 'state', 'kill', 'delete', 'list', 'ps', 'pause', 'resume', 'update', 'events']);
 const VALUED = new Set(['--root', '--log', '--log-format', '--rootless', '--criu']);
 /** A launcher must share these with us, or its paths and pids would mean other things here. */
-const NAMESPACES = ['mnt', 'pid', 'net', 'user', 'cgroup', 'ipc', 'uts'];
+export const NAMESPACES = ['mnt', 'pid', 'net', 'user', 'cgroup', 'ipc', 'uts'];
 
 /** What the engine runs of the CLI (src/cli/main.ts), which imports the engine. */
 export interface EngineCli {
@@ -223,51 +223,49 @@ export async function serve(o: ServeOptions): Promise<number> {
     let code = 1;
     let fallback = false;
     let inlineAfter = false;
+    // restore() after the answer, whatever happened: the launcher does not wait for it.
     try {
       try {
-        process.chdir(cwd);
-      } catch {
-        throw new EngineFallback('cwd');
-      }
-      req.fds.forEach((f, i) => eng.dup2(f, i));
-      for (const f of req.fds) fs.closeSync(f);
-      const theirs: Record<string, string> = {};
-      for (const e of env) {
-        const eq = e.indexOf('=');
-        if (eq > 0) theirs[e.slice(0, eq)] = e.slice(eq + 1);
-      }
-      setEnv(theirs);
-      process.umask(req.a);
-      resetTrace();
-      setProcessHost(host);
-      code = await o.main(argv);
-      if (host.handedOver && host.after) {
-        // run's delete, on this connection, once the launcher reports the process gone.
-        const after = host.after;
-        host.after = undefined;
-        if (exitedWithin(fd, INLINE_AFTER_MS)) {
-          status.served++;
-          status.servedInline++;
-          resetTrace();
-          setProcessHost(new RemoteHost(eng, fd, peer, globals));
-          code = await o.deleteForced(root, after.id);
-          inlineAfter = true;
+        try {
+          process.chdir(cwd);
+        } catch {
+          throw new EngineFallback('cwd');
         }
-      }
-    } catch (e) {
-      if (!(e instanceof EngineFallback)) {
+        req.fds.forEach((f, i) => eng.dup2(f, i));
+        for (const f of req.fds) fs.closeSync(f);
+        const theirs: Record<string, string> = {};
+        for (const e of env) {
+          const eq = e.indexOf('=');
+          if (eq > 0) theirs[e.slice(0, eq)] = e.slice(eq + 1);
+        }
+        setEnv(theirs);
+        process.umask(req.a);
+        resetTrace();
+        setProcessHost(host);
+        code = await o.main(argv);
+        if (host.handedOver && host.after) {
+          // run's delete, on this connection, once the launcher reports the process gone.
+          const after = host.after;
+          host.after = undefined;
+          if (exitedWithin(fd, INLINE_AFTER_MS)) {
+            status.served++;
+            status.servedInline++;
+            resetTrace();
+            setProcessHost(new RemoteHost(eng, fd, peer, globals));
+            code = await o.deleteForced(root, after.id);
+            inlineAfter = true;
+          }
+        }
+      } catch (e) {
+        if (!(e instanceof EngineFallback)) throw e;
+        fallback = true;
+      } finally {
         releaseStdio();
-        restore();
-        throw e;
       }
-      fallback = true;
-    }
-    releaseStdio();
-    try {
       if (fallback) eng.send(fd, Em.Fallback, []);
       else if (!host.handedOver || inlineAfter) eng.send(fd, Em.Exit, [code]);
     } finally {
-      restore(); // after the answer: the launcher does not wait for it
+      restore();
     }
   };
 
