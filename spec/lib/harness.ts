@@ -268,18 +268,19 @@ export function ensureEngine(root: string): void {
   if (r.status !== 0) throw new Error(`[harness] engine start for ${abs} failed: ${r.stderr || r.error}`);
 }
 
+/** The pid in the engine for `root`'s pid file, or undefined (none, or not running). */
+function enginePid(root: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(pidPath(root), 'utf8'));
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The pids of the engines this process started (warm mode). */
 function enginePids(): number[] {
-  const pids: number[] = [];
-  for (const root of engines) {
-    try {
-      const pid = Number(fs.readFileSync(pidPath(root), 'utf8'));
-      if (pid > 0) pids.push(pid);
-    } catch {
-      /* not running */
-    }
-  }
-  return pids;
+  return [...engines].map(enginePid).filter((pid): pid is number => pid !== undefined);
 }
 
 /**
@@ -290,11 +291,11 @@ function enginePids(): number[] {
 function stopEngine(root: string): void {
   const r = spawnSync(tsrunBinary(), ['--root', root, 'engine', 'stop'], { stdio: 'ignore', timeout: 5000, env: childEnv() });
   if (r.status === 0) return;
+  const pid = enginePid(root);
   try {
-    const pid = Number(fs.readFileSync(pidPath(root), 'utf8'));
-    if (pid > 0) process.kill(pid, 'SIGKILL');
+    if (pid !== undefined) process.kill(pid, 'SIGKILL');
   } catch {
-    /* no pid file, or the process is gone already */
+    /* gone already */
   }
   for (const file of [socketPath(root), pidPath(root)]) fs.rmSync(file, { force: true });
 }

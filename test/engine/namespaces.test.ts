@@ -7,8 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { engineAddon } from '../../src/engine/wire.js';
-
-const NAMESPACES = ['mnt', 'pid', 'net', 'user', 'cgroup', 'ipc', 'uts'];
+import { NAMESPACES } from '../../src/engine/server.js';
 
 async function started(t: Test, cmd: string, args: string[]): Promise<ChildProcess> {
   const child = spawn(cmd, args, { stdio: 'ignore' });
