@@ -1,16 +1,20 @@
 // Bundles each CLI into one CommonJS file: one file to read and compile at
 // start, nothing resolved on disk at run time but the addon.
 //
-// tsrun itself is four files (src/bench/launcher.ts and startup-build.mjs
+// tsrun itself is these files (src/bench/launcher.ts and startup-build.mjs
 // explain them; README.md, Benchmarks, has the numbers):
-//   dist/tsrun.js               the launcher bin/tsrun runs
-//   dist/tsrun-main.js          the CLI, ending with its build id
-//   dist/tsrun-main.<id>.cache  V8's code cache of the CLI, made by running it
-//   dist/tsrun-state.js         `state` alone (src/bench/state-entry.ts)
+//   dist/tsrun.js                         the launcher bin/tsrun runs
+//   dist/tsrun-main.js                    the CLI, ending with the build id
+//   dist/tsrun-main.<id>[.full].cache     V8's code caches of the CLI, made by running it
+//   dist/tsrun-lifecycle.js               create, run, start, kill, delete without
+//                                         commander (src/bench/lifecycle-entry.ts),
+//                                         ending with the same build id
+//   dist/tsrun-lifecycle.<id>.full.cache  its code cache
+//   dist/tsrun-state.js                   `state` alone (src/bench/state-entry.ts)
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { buildCodeCache, builtinsPlugin } from '../src/bench/startup-build.mjs';
+import { buildCodeCache, builtinsPlugin, withoutCommander } from '../src/bench/startup-build.mjs';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url)));
 
@@ -29,8 +33,21 @@ const main = await build({
   plugins: [builtinsPlugin()],
 });
 const code = main.outputFiles[0].text;
-const id = createHash('sha256').update(code).digest('hex').slice(0, 16);
+// The fast paths' bundles: commander's registrations are dead code there, so
+// it is dropped (withoutCommander), and the build fails if it is not.
+const fastBundle = async (name, entry) => {
+  const r = await build({ ...common, entryPoints: { [name]: entry }, metafile: true, plugins: [withoutCommander(), builtinsPlugin()] });
+  const inputs = Object.keys(Object.values(r.metafile.outputs)[0].inputs);
+  const leaked = inputs.filter((f) => f.includes('node_modules/commander/'));
+  if (leaked.length) throw new Error(`dist/${name}.js must not contain commander, but has ${leaked.join(', ')}`);
+  return r.outputFiles[0].text;
+};
+const lifecycleCode = await fastBundle('tsrun-lifecycle', 'src/bench/lifecycle-entry.ts');
+// One build id for the CLI and the lifecycle bundle: each cache is used only
+// with the bundle text it was made from, and an engine only with launchers of the same build.
+const id = createHash('sha256').update(code).update(lifecycleCode).digest('hex').slice(0, 16);
 writeAtomic('dist/tsrun-main.js', `${code}\n//# tsrun-build ${id}\n`);
+writeAtomic('dist/tsrun-lifecycle.js', `${lifecycleCode}\n//# tsrun-build ${id}\n`);
 const launcher = await build({
   ...common,
   entryPoints: { tsrun: 'src/bench/launcher.ts' },
@@ -38,12 +55,7 @@ const launcher = await build({
 });
 writeAtomic('dist/tsrun.js', launcher.outputFiles[0].text);
 // `[global flags] state ID` alone: dist/tsrun.js loads it instead of the CLI.
-const state = await build({
-  ...common,
-  entryPoints: { 'tsrun-state': 'src/bench/state-entry.ts' },
-  plugins: [builtinsPlugin()],
-});
-writeAtomic('dist/tsrun-state.js', state.outputFiles[0].text);
+writeAtomic('dist/tsrun-state.js', await fastBundle('tsrun-state', 'src/bench/state-entry.ts'));
 // tsctl, the shim: one plain bundle (it is not on any engine's hot path).
 const shim = await build({
   ...common,

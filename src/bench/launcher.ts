@@ -17,16 +17,22 @@
  * commands get a smaller one of what they use (+1 ms to deserialize the big
  * one would be a fifth of `state`'s own time).
  *
+ * Two smaller bundles take the commands in the exact shapes of
+ * src/bench/fastpath-args.ts, without commander: `state` (dist/tsrun-state.js,
+ * no cache: 64 KB) and create, run, start, kill and delete
+ * (dist/tsrun-lifecycle.js, with a full cache of its own).
+ *
  * With TSRUN_BUILD_CODE_CACHE=<json list of argv lists> (the build does this;
  * src/bench/startup-build.mjs) it instead runs the bundle once per argv list
  * in this process, then writes the cache: functions compiled during those
  * runs are in it too, not only the top level. TSRUN_BUILD_CODE_CACHE_FULL=1
- * makes the full one.
+ * makes the full one; TSRUN_BUILD_CODE_CACHE_BUNDLE=lifecycle the lifecycle
+ * bundle's (full, so it needs no runs).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
-import { parseFastState } from './fastpath-args.js';
+import { parseFastLifecycle, parseFastState } from './fastpath-args.js';
 
 // Only at build time: not loaded by a normal start.
 const v8 = (): typeof import('node:v8') => require('node:v8') as typeof import('node:v8');
@@ -45,24 +51,31 @@ const now = (): number => process.uptime() * 1000;
 const marks: LoaderMarks = { start: now() };
 (globalThis as { __tsrunLoader?: LoaderMarks }).__tsrunLoader = marks;
 
-const file = path.join(__dirname, 'tsrun-main.js');
 const training = process.env.TSRUN_BUILD_CODE_CACHE;
+// Which bundle's cache a build makes: the CLI's (the default) or the lifecycle one's.
+const trainingLifecycle = process.env.TSRUN_BUILD_CODE_CACHE_BUNDLE === 'lifecycle';
+const argv = process.argv.slice(2);
 
 // `[global flags] state ID`, the command engines poll: its own small bundle
 // (src/bench/state-entry.ts), ~1.7 ms sooner than reading and compiling the
 // whole CLI with its cache (round robin, bench/ab.c).
-if (!training && parseFastState(process.argv.slice(2)) !== undefined) {
+if (!training && parseFastState(argv) !== undefined) {
   marks.read = marks.compiled = now();
   marks.cache = 'none: the state bundle';
   require(path.join(__dirname, 'tsrun-state.js'));
+} else if (training ? trainingLifecycle : parseFastLifecycle(argv) !== undefined) {
+  // create, run, start, kill, delete in the shapes engines use: no commander
+  // (src/bench/lifecycle-entry.ts), and a full cache of what is left.
+  load('tsrun-lifecycle', true);
 } else {
-  loadCli();
+  const HEAVY = ['run', 'create', 'exec'];
+  load('tsrun-main', training ? process.env.TSRUN_BUILD_CODE_CACHE_FULL === '1' : argv.some((a) => HEAVY.includes(a)));
 }
 
-function loadCli(): void {
-  const HEAVY = ['run', 'create', 'exec'];
-  const full = training ? process.env.TSRUN_BUILD_CODE_CACHE_FULL === '1' : process.argv.slice(2).some((a) => HEAVY.includes(a));
-  const cacheFile = path.join(__dirname, `tsrun-main.${TSRUN_BUILD_ID}${full ? '.full' : ''}.cache`);
+/** Compiles dist/<name>.js with its code cache (the full one if `full`) and runs it, or trains that cache. */
+function load(name: string, full: boolean): void {
+  const file = path.join(__dirname, `${name}.js`);
+  const cacheFile = path.join(__dirname, `${name}.${TSRUN_BUILD_ID}${full ? '.full' : ''}.cache`);
   const footer = `\n//# tsrun-build ${TSRUN_BUILD_ID}\n`;
   const source = fs.readFileSync(file, 'utf8');
   let cachedData: Buffer | undefined;

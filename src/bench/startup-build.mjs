@@ -104,6 +104,27 @@ export function builtinsPlugin({ lazy = LAZY_BUILTINS, direct = DIRECT_BUILTINS 
 }
 
 /**
+ * esbuild plugin for the fast paths' bundles (dist/tsrun-lifecycle.js,
+ * dist/tsrun-state.js): commander marked free of side effects, so esbuild
+ * drops it where only dead code (the src/cli modules' register functions)
+ * uses it. It is a CommonJS package without a `sideEffects` field, which
+ * esbuild would otherwise keep whole for its require() alone.
+ */
+export function withoutCommander() {
+  return {
+    name: 'tsrun-without-commander',
+    setup(b) {
+      b.onResolve({ filter: /^commander$/ }, async (a) => {
+        if (a.pluginData === 'tsrun-without-commander') return undefined; // our own resolve below
+        const r = await b.resolve(a.path, { resolveDir: a.resolveDir, kind: a.kind, pluginData: 'tsrun-without-commander' });
+        if (r.errors.length) return { errors: r.errors };
+        return { path: r.path, sideEffects: false };
+      });
+    },
+  };
+}
+
+/**
  * Commands the code cache is trained on: they compile what every start needs
  * (commander, the command table, the state store, errors and logging) and
  * config.json validation, without side effects outside a temporary directory.
@@ -122,18 +143,32 @@ export function trainingRuns(tmp) {
   ];
 }
 
-/** Writes both caches of build `id` by running the launcher in training mode; removes other builds' caches. */
+/**
+ * Writes the caches of build `id` by running the launcher in training mode:
+ * the CLI's two, and the lifecycle bundle's full one (every function compiled
+ * up front, so nothing needs running); removes other builds' caches.
+ */
 export function buildCodeCache(distDir, id) {
   const made = [];
-  for (const full of [false, true]) {
+  const kinds = [
+    { bundle: 'main', full: false },
+    { bundle: 'main', full: true },
+    { bundle: 'lifecycle', full: true },
+  ];
+  for (const { bundle, full } of kinds) {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-code-cache-'));
     try {
       fs.mkdirSync(path.join(tmp, 'bundle'));
-      const env = { ...process.env, TSRUN_BUILD_CODE_CACHE: JSON.stringify(trainingRuns(tmp)), TSRUN_BUILD_CODE_CACHE_FULL: full ? '1' : '0' };
+      const env = {
+        ...process.env,
+        TSRUN_BUILD_CODE_CACHE: JSON.stringify(bundle === 'main' ? trainingRuns(tmp) : []),
+        TSRUN_BUILD_CODE_CACHE_FULL: full ? '1' : '0',
+        TSRUN_BUILD_CODE_CACHE_BUNDLE: bundle,
+      };
       delete env.NODE_OPTIONS; // the cache must match the flags bin/tsrun starts node with (none)
       delete env.TSRUN_TRACE;
       const r = spawnSync(process.execPath, [path.join(distDir, 'tsrun.js')], { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-      const cache = path.join(distDir, `tsrun-main.${id}${full ? '.full' : ''}.cache`);
+      const cache = path.join(distDir, `tsrun-${bundle}.${id}${full ? '.full' : ''}.cache`);
       if (r.status !== 0 || !fs.existsSync(cache)) {
         throw new Error(`building the code cache failed (exit ${r.status}): ${r.stderr}`);
       }
@@ -143,7 +178,7 @@ export function buildCodeCache(distDir, id) {
     }
   }
   for (const f of fs.readdirSync(distDir)) {
-    if (/^tsrun-main\..*\.cache$/.test(f) && !made.some((m) => path.basename(m) === f)) fs.rmSync(path.join(distDir, f), { force: true });
+    if (/^tsrun-(main|lifecycle)\..*\.cache$/.test(f) && !made.some((m) => path.basename(m) === f)) fs.rmSync(path.join(distDir, f), { force: true });
   }
   return made.map((m) => `${m}: ${fs.statSync(m).size} bytes`).join(', ');
 }

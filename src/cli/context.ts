@@ -1,6 +1,7 @@
+/** What every command gets from the global flags, and how a command's end becomes an exit status. */
 import { InvalidArgumentError } from 'commander';
-/** What every command gets from the global flags. */
-import { UserError } from '../errors.js';
+import { describeError, UserError } from '../errors.js';
+import { log } from '../log.js';
 import { Store } from '../lifecycle/store.js';
 
 export interface GlobalOptions {
@@ -39,3 +40,32 @@ export async function naming<T>(command: string, id: string, fn: () => T | Promi
 }
 
 class NamedError extends UserError {}
+
+/**
+ * A command's exit status, its errors reported as one line: main() and the
+ * fast paths (src/bench/) alike. `special` may claim an error first (main()'s
+ * commander and engine errors): a status, or undefined to go on.
+ */
+export async function exitStatus(
+  run: () => unknown,
+  command: () => string | undefined,
+  special?: (e: unknown) => number | undefined,
+): Promise<number> {
+  try {
+    await run();
+    return 0;
+  } catch (e) {
+    if (e instanceof ExitRequest) return e.code;
+    const claimed = special?.(e);
+    if (claimed !== undefined) return claimed;
+    if (e instanceof UserError) {
+      log.fatal(describeError(e));
+      return e.exitCode;
+    }
+    const cmd = command();
+    // Not a user error: a bug. Keep the stack where --debug can show it.
+    log.fatal(`internal error${cmd ? ` in ${cmd}` : ''}: ${describeError(e)}`);
+    log.debug((e as Error)?.stack ?? '');
+    return 1;
+  }
+}

@@ -9,5 +9,10 @@ export function register(program: Command, ctx: () => Context): void {
     .argument('<container-id>')
     .argument('[signal]', 'signal name (KILL, SIGKILL) or number', 'SIGTERM')
     .option('-a, --all', "send the signal to every process in the container's cgroup")
-    .action((id: string, signal: string, o) => kill(ctx().store, id, parseSignal(signal), !!o.all));
+    .action((id: string, signal: string, o: { all?: boolean }) => killAction(ctx(), id, signal, !!o.all));
+}
+
+/** `kill`, once parsed: by commander or by the fast path (src/bench/fastpath.ts). */
+export function killAction(c: Context, id: string, signal: string, all: boolean): void {
+  kill(c.store, id, parseSignal(signal), all);
 }

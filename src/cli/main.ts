@@ -9,7 +9,7 @@ import { configureLog, log } from '../log.js';
 import { OCI_VERSION } from '../oci/types.js';
 import { DEFAULT_ROOT, Store } from '../lifecycle/store.js';
 import { remove } from '../lifecycle/container.js';
-import { type Context, ExitRequest, type GlobalOptions } from './context.js';
+import { type Context, exitStatus, type GlobalOptions } from './context.js';
 import * as createCmd from './create.js';
 import * as deleteCmd from './delete.js';
 import * as execCmd from './exec.js';
@@ -94,15 +94,32 @@ function namedCommand(argv: readonly string[]): string | undefined {
   return name !== undefined && KNOWN.has(name) ? name : undefined;
 }
 
+/** What commander made of a command line (parseOnly). */
+export interface Parsed {
+  command: string;
+  operands: unknown[];
+  opts: Record<string, unknown>;
+  global: Record<string, unknown>;
+}
+
 /**
- * Parses argv exactly as main() does, with every action replaced by nothing:
- * the engine's JIT warm-up (src/engine/warmup.ts) runs commander's code
- * without running a command.
+ * Parses argv exactly as main() does, with every action replaced by one that
+ * only records what it was given: the engine's JIT warm-up
+ * (src/engine/warmup.ts) runs commander's code without running a command,
+ * and the fast paths' tests compare their parse with this one.
  */
-export async function parseOnly(argv: string[]): Promise<void> {
+export async function parseOnly(argv: string[]): Promise<Parsed | undefined> {
   const program = buildProgram(namedCommand(argv));
-  for (const c of program.commands) c.action(() => undefined);
+  let parsed: Parsed | undefined;
+  for (const c of program.commands) {
+    c.action((...args: unknown[]) => {
+      // commander passes the operands, then the options, then the command.
+      const opts = args[args.length - 2] as Record<string, unknown>;
+      parsed = { command: c.name(), operands: args.slice(0, -2), opts: { ...opts }, global: { ...program.opts() } };
+    });
+  }
   await program.parseAsync(argv, { from: 'user' });
+  return parsed;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -127,27 +144,15 @@ export function deleteForced(root: string, id: string): Promise<number> {
   return outcome(() => remove(new Store(root), id, true), () => 'delete');
 }
 
-/** A command's exit status, its errors reported as main() reports them. */
-async function outcome(run: () => unknown, command: () => string | undefined): Promise<number> {
-  try {
-    await run();
-    return 0;
-  } catch (e) {
-    if (e instanceof ExitRequest) return e.code;
+/** A command's exit status, its errors reported as one line (commander's too). */
+function outcome(run: () => unknown, command: () => string | undefined): Promise<number> {
+  return exitStatus(run, command, (e) => {
     if (e instanceof EngineFallback) throw e; // the engine's launcher runs it cold
     if (e instanceof CommanderError) {
       if (e.exitCode === 0) return 0; // --help, --version
       log.fatal(describeError(e));
       return 1;
     }
-    if (e instanceof UserError) {
-      log.fatal(describeError(e));
-      return e.exitCode;
-    }
-    const cmd = command();
-    // Not a user error: a bug. Keep the stack where --debug can show it.
-    log.fatal(`internal error${cmd ? ` in ${cmd}` : ''}: ${describeError(e)}`);
-    log.debug((e as Error)?.stack ?? '');
-    return 1;
-  }
+    return undefined;
+  });
 }

@@ -24,10 +24,11 @@ export function register(program: Command, ctx: () => Context): void {
     .option('--no-pivot', 'do not use pivot_root to jail the process (MS_MOVE + chroot)')
     .option('--no-new-keyring', 'accepted for runc compatibility: tsrun never creates a session keyring')
     .option('--preserve-fds <n>', 'pass N additional file descriptors (from 3) to the container', parseNonNegativeInt('--preserve-fds'), 0)
-    .action((id: string, o) => naming('run', id, () => run(ctx(), id, o)));
+    .action((id: string, o: RunFlags) => runAction(ctx(), id, o));
 }
 
-interface RunFlags {
+/** run's flags as commander parses them (src/bench/fastpath-args.ts makes the same). */
+export interface RunFlags {
   bundle: string;
   detach?: boolean;
   keep?: boolean;
@@ -35,6 +36,11 @@ interface RunFlags {
   pidFile?: string;
   pivot: boolean;
   preserveFds: number;
+}
+
+/** `run`, once parsed: by commander or by the fast path (src/bench/fastpath.ts). */
+export function runAction(c: Context, id: string, o: RunFlags): Promise<void> {
+  return naming('run', id, () => run(c, id, o));
 }
 
 async function run(c: Context, id: string, o: RunFlags): Promise<void> {

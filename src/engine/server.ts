@@ -29,7 +29,7 @@ export const NAMESPACES = ['mnt', 'pid', 'net', 'user', 'cgroup', 'ipc', 'uts'];
 export interface EngineCli {
   main: (argv: string[]) => Promise<number>;
   /** argv parsed as main() would, no action run (the warm-up) */
-  parseOnly: (argv: string[]) => Promise<void>;
+  parseOnly: (argv: string[]) => Promise<unknown>;
   /** `delete --force ID` in a state root, its errors reported as main() would */
   deleteForced: (root: string, id: string) => Promise<number>;
 }

@@ -36,7 +36,7 @@ import { ENGINE_SOCKET_DIR } from './protocol.js';
 
 export interface WarmUpOptions {
   /** main()'s argument parsing without the action (src/cli/main.ts parseOnly) */
-  parseOnly: (argv: string[]) => Promise<void>;
+  parseOnly: (argv: string[]) => Promise<unknown>;
   iterations?: number;
   budgetMs?: number;
 }
