@@ -99,6 +99,8 @@ export interface Addon {
   /** renameat2(a, b, RENAME_EXCHANGE); false when b does not exist or the filesystem cannot exchange */
   exchange(a: string, b: string): boolean;
   strerror(errno: number): string;
+  /** _exit(2): no 'exit' event, no Node teardown (src/bench/exit.ts) */
+  exitNow(code: number): never;
   socketPair(): [number, number];
   recvFd(sock: number): number;
   /** another descriptor (close-on-exec) for the same open file */
@@ -156,3 +158,4 @@ export function native(): Addon {
   }
   return addon;
 }
+

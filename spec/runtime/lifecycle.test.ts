@@ -21,6 +21,7 @@ import {
   runtime,
   tsrun,
   uniqueId,
+  warmMode,
 } from '../lib/harness.js';
 import {
   alive,
@@ -238,6 +239,36 @@ t.test('run in the foreground', { skip }, async (t) => {
     const st = await stateOf(id);
     t.match(st.stderr, /does not exist/, 'run removed the container after it exited');
     await assertNothingLeaked(t, id);
+  });
+
+  await t.test('cold, run ends by _exit(2) once done, with nothing of its output lost', { skip: warmMode() ? 'warm: the launcher ends the command' : false }, async (t) => {
+    leakCheck(t);
+    // More than a pipe holds: the caller reads while the container writes.
+    const b = await makeBundle(t, (c) => {
+      c.process.args = ['sh', '-c', "head -c 300000 /dev/zero | tr '\\0' x; exit 5"];
+    });
+    const id = uniqueId('runexit');
+    cleanupContainer(t, id);
+    const r = await tsrun(['run', '--bundle', b.dir, id], { env: { TSRUN_TRACE: '1' } });
+    t.equal(r.code, 5, `the container's exit status (${r.stderr.split('\n').filter((l) => !l.startsWith('tsrun-trace')).join(' ')})`);
+    t.equal(r.stdout.length, 300000, 'all of its output');
+    t.match(r.stderr, /tsrun-trace: .* exit 5 \(_exit\)/, 'the addon was loaded, so tsrun ended through _exit');
+    // A failure after the addon is loaded: its one line is on stderr, written before the _exit.
+    const bad = await makeBundle(t, (c) => {
+      c.process.args = ['/no/such/binary'];
+    });
+    const id2 = uniqueId('runexit');
+    cleanupContainer(t, id2);
+    const f = await tsrun(['run', '--bundle', bad.dir, id2], { env: { TSRUN_TRACE: '1' } });
+    t.not(f.code, 0, 'an exec that fails fails run');
+    t.match(f.stderr, new RegExp(`^tsrun: run ${id2}: .*no/such/binary`, 'm'), 'with its error line');
+    t.match(f.stderr, /exit 1 \(_exit\)/, 'ended through _exit');
+    // A command that never needs the addon ends through Node's reallyExit (no 'exit' event, no dlopen for it).
+    const early = await tsrun(['delete', uniqueId('runexit')], { env: { TSRUN_TRACE: '1' } });
+    t.match(early.stderr, /^tsrun: container ".*" does not exist/m, 'delete of no container fails, with its line');
+    t.match(early.stderr, /exit 1 \(reallyExit\)/, 'ended through reallyExit');
+    await assertNothingLeaked(t, id);
+    await assertNothingLeaked(t, id2);
   });
 
   await t.test('killed by a signal → 128+N, like runc', { skip: skipRunc }, async (t) => {

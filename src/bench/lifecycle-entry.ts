@@ -23,6 +23,7 @@ import { deleteAction } from '../cli/delete.js';
 import { killAction } from '../cli/kill.js';
 import { type FastLifecycle, parseFastLifecycle } from './fastpath-args.js';
 import { enableTrace, markMain, trace } from './trace.js';
+import { exitProcess } from './exit.js';
 
 function act(o: FastLifecycle): unknown {
   const { global } = o;
@@ -54,4 +55,4 @@ void exitStatus(
     return act(fast);
   },
   () => fast?.command,
-).then((code) => process.exit(code));
+).then((code) => exitProcess(code));

@@ -7,6 +7,7 @@
  * error lines included (test/bench/fastpath.test.ts compares the two).
  */
 import { exitStatus } from '../cli/context.js';
+import { exitProcess } from './exit.js';
 import { parseFastState, runFastState } from './fastpath.js';
 import { markMain } from './trace.js';
 
@@ -18,4 +19,4 @@ void exitStatus(
     runFastState(fast);
   },
   () => 'state',
-).then((code) => process.exit(code));
+).then((code) => exitProcess(code));

@@ -47,6 +47,12 @@ t.test('left to commander', async (t) => {
 });
 
 const dist = path.resolve(__dirname, '../../dist');
+/** The CLI's environment: no engine, no coverage collection. */
+const cliEnv = () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, TSRUN_ENGINE: '0', NODE_EXTRA_CA_CERTS: '' };
+  delete env.NODE_V8_COVERAGE;
+  return env;
+};
 const built = ['tsrun-state.js', 'tsrun-lifecycle.js', 'tsrun.js'].every((f) => fs.existsSync(path.join(dist, f)));
 
 t.test('dist/tsrun.js answers the fast shape from the state bundle exactly as the CLI answers', { skip: built ? false : 'dist/ is not built (npm run build)' }, async (t) => {
@@ -65,7 +71,7 @@ t.test('dist/tsrun.js answers the fast shape from the state bundle exactly as th
     annotations: { a: 'b' },
     config: { ociVersion: '1.0.2' },
   });
-  const env = { ...process.env, TSRUN_ENGINE: '0', NODE_EXTRA_CA_CERTS: '' };
+  const env = cliEnv();
   const cli = (args: string[]) => {
     const r = spawnSync(process.execPath, ['--', path.join(dist, 'tsrun.js'), ...args], { encoding: 'utf8', env });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -189,7 +195,7 @@ t.test('dist/tsrun.js answers the lifecycle shapes from their bundle exactly as 
     store.save({ id: 'c1', bundle: '/b', rootfs: '/b/rootfs', created: '2026-01-01T00:00:00.000Z', pid: 0, phase: 'created', creatorPid: 0, config: { ociVersion: '1.0.2' } });
   };
   record();
-  const env = { ...process.env, TSRUN_ENGINE: '0', NODE_EXTRA_CA_CERTS: '' };
+  const env = cliEnv();
   const cli = (args: string[], extra: Record<string, string> = {}) => {
     const r = spawnSync(process.execPath, ['--', path.join(dist, 'tsrun.js'), ...args], { encoding: 'utf8', env: { ...env, ...extra } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
