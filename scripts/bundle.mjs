@@ -6,7 +6,7 @@
 //   dist/tsrun.js                         the launcher bin/tsrun runs
 //   dist/tsrun-main.js                    the CLI, ending with the build id
 //   dist/tsrun-main.<id>[.full].cache     V8's code caches of the CLI, made by running it
-//   dist/tsrun-lifecycle.js               create, run, start, kill, delete without
+//   dist/tsrun-lifecycle.js               create, run, start, kill, delete, exec without
 //                                         commander (src/bench/lifecycle-entry.ts),
 //                                         ending with the same build id
 //   dist/tsrun-lifecycle.<id>.full.cache  its code cache

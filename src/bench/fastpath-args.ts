@@ -4,14 +4,15 @@
  * against them before loading anything else, to load a small bundle instead
  * of the whole CLI.
  *
- *   [global flags] state ID                            dist/tsrun-state.js
- *   [global flags] create|run|start|delete|kill ...    dist/tsrun-lifecycle.js
+ *   [global flags] state ID                                 dist/tsrun-state.js
+ *   [global flags] create|run|start|kill|delete|exec ...    dist/tsrun-lifecycle.js
  *
  * The lifecycle commands are what engines call on every container
  * (containerd's shim, conmon, `docker run` through containerd): `create
  * --bundle B --pid-file P [--console-socket S] ID`, `start ID`, `kill ID
- * SIG`, `delete [--force] ID`, and `run` for a person. Commander is a third
- * of the CLI bundle; without it these start ~4.5 ms sooner (README.md).
+ * SIG`, `delete [--force] ID`, `exec --process F --detach --pid-file P ID`,
+ * and `run` or `exec ID CMD...` for a person. Commander is a third of the
+ * CLI bundle; without it these start sooner (README.md, Benchmarks).
  *
  * Conservative on purpose: only the exact shapes below (each flag at most
  * once, as a separate argument, values and ids that do not start with '-')
@@ -53,8 +54,26 @@ export interface FastCreateFlags {
   keep?: boolean;
 }
 
+/** exec's flags, named as commander names them (src/cli/exec.ts); the repeatable ones are commander's to fill. */
+export interface FastExecFlags {
+  process?: string;
+  detach?: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+  tty?: boolean;
+  cwd?: string;
+  user?: string;
+  /** false with --no-new-privs */
+  newPrivs: boolean;
+  preserveFds: number;
+  env: string[];
+  additionalGids: string[];
+  cap: string[];
+}
+
 export type FastLifecycle =
   | { command: 'create' | 'run'; global: FastGlobal; id: string; flags: FastCreateFlags }
+  | { command: 'exec'; global: FastGlobal; id: string; args: string[]; flags: FastExecFlags }
   | { command: 'start'; global: FastGlobal; id: string }
   | { command: 'delete'; global: FastGlobal; id: string; force: boolean }
   | { command: 'kill'; global: FastGlobal; id: string; signal: string; all: boolean };
@@ -100,8 +119,18 @@ export function parseFastState(argv: readonly string[]): FastState | undefined {
 const CREATE_VALUES = ['-b', '--bundle', '--console-socket', '--pid-file', '--preserve-fds'];
 const CREATE_SWITCHES = ['--no-pivot', '--no-new-keyring'];
 const RUN_SWITCHES = [...CREATE_SWITCHES, '-d', '--detach', '--keep'];
+const EXEC_VALUES = ['-p', '--process', '--pid-file', '--console-socket', '--cwd', '-u', '--user', '--preserve-fds'];
+const EXEC_SWITCHES = ['-d', '--detach', '-t', '--tty', '--no-new-privs'];
 // Short and long spellings of one flag count as one (`-b B --bundle C` is commander's).
-const SAME: Record<string, string> = { '-b': '--bundle', '-d': '--detach', '-f': '--force', '-a': '--all' };
+const SAME: Record<string, string> = {
+  '-b': '--bundle',
+  '-d': '--detach',
+  '-f': '--force',
+  '-a': '--all',
+  '-p': '--process',
+  '-t': '--tty',
+  '-u': '--user',
+};
 
 /**
  * The command's flags (before its operands) and its operands; undefined when
@@ -111,6 +140,8 @@ function parseCommand(
   rest: readonly string[],
   values: readonly string[],
   switches: readonly string[],
+  /** exec: after the id, the command and its arguments, passed through as they are (commander's passThroughOptions) */
+  passThrough = false,
 ): { opts: Map<string, string | true>; operands: string[] } | undefined {
   const opts = new Map<string, string | true>();
   let i = 0;
@@ -127,8 +158,9 @@ function parseCommand(
     else return undefined;
   }
   const operands = rest.slice(i);
-  // Options after an operand are commander's to place.
-  if (operands.some((o) => !plain(o))) return undefined;
+  // Options after an operand are commander's to place; after exec's id they are the command's,
+  // but `--` is still commander's.
+  if (passThrough ? !plain(operands[0]) || operands.includes('--') : operands.some((o) => !plain(o))) return undefined;
   return { opts, operands };
 }
 
@@ -163,6 +195,33 @@ export function parseFastLifecycle(argv: readonly string[]): FastLifecycle | und
       const p = parseCommand(rest, [], ['-f', '--force']);
       if (!p || p.operands.length !== 1) return undefined;
       return { command, global, id: p.operands[0]!, force: p.opts.has('--force') };
+    }
+    case 'exec': {
+      const p = parseCommand(rest, EXEC_VALUES, EXEC_SWITCHES, true);
+      if (!p || p.operands.length < 1) return undefined;
+      const str = (k: string) => p.opts.get(k) as string | undefined;
+      const fds = str('--preserve-fds');
+      if (fds !== undefined && !/^\d+$/.test(fds)) return undefined;
+      const flags: FastExecFlags = {
+        newPrivs: !p.opts.has('--no-new-privs'),
+        preserveFds: fds === undefined ? 0 : Number(fds),
+        env: [],
+        additionalGids: [],
+        cap: [],
+      };
+      for (const [flag, key] of [
+        ['--process', 'process'],
+        ['--pid-file', 'pidFile'],
+        ['--console-socket', 'consoleSocket'],
+        ['--cwd', 'cwd'],
+        ['--user', 'user'],
+      ] as const) {
+        const v = str(flag);
+        if (v !== undefined) flags[key] = v;
+      }
+      if (p.opts.has('--detach')) flags.detach = true;
+      if (p.opts.has('--tty')) flags.tty = true;
+      return { command, global, id: p.operands[0]!, args: p.operands.slice(1), flags };
     }
     case 'kill': {
       const p = parseCommand(rest, [], ['-a', '--all']);

@@ -19,7 +19,7 @@
  *
  * Two smaller bundles take the commands in the exact shapes of
  * src/bench/fastpath-args.ts, without commander: `state` (dist/tsrun-state.js,
- * no cache: 64 KB) and create, run, start, kill and delete
+ * no cache: 64 KB) and create, run, start, kill, delete and exec
  * (dist/tsrun-lifecycle.js, with a full cache of its own).
  *
  * With TSRUN_BUILD_CODE_CACHE=<json list of argv lists> (the build does this;
@@ -64,7 +64,7 @@ if (!training && parseFastState(argv) !== undefined) {
   marks.cache = 'none: the state bundle';
   require(path.join(__dirname, 'tsrun-state.js'));
 } else if (training ? trainingLifecycle : parseFastLifecycle(argv) !== undefined) {
-  // create, run, start, kill, delete in the shapes engines use: no commander
+  // create, run, start, kill, delete, exec in the shapes engines use: no commander
   // (src/bench/lifecycle-entry.ts), and a full cache of what is left.
   load('tsrun-lifecycle', true);
 } else {

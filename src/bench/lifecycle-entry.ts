@@ -1,6 +1,6 @@
 /**
  * dist/tsrun-lifecycle.js: the commands engines call on every container
- * (create, start, kill, delete) and `run`, without commander. dist/tsrun.js
+ * (create, start, kill, delete, exec) and `run`, without commander. dist/tsrun.js
  * (src/bench/launcher.ts) loads this instead of the whole CLI when argv has
  * one of the exact shapes src/bench/fastpath-args.ts takes: commander is a
  * third of the CLI bundle and its parse ~1.5 ms of a cold start. Each
@@ -21,6 +21,7 @@ import { runAction } from '../cli/run.js';
 import { startAction } from '../cli/start.js';
 import { deleteAction } from '../cli/delete.js';
 import { killAction } from '../cli/kill.js';
+import { execAction } from '../cli/exec.js';
 import { type FastLifecycle, parseFastLifecycle } from './fastpath-args.js';
 import { enableTrace, markMain, trace } from './trace.js';
 import { exitProcess } from './exit.js';
@@ -43,6 +44,8 @@ function act(o: FastLifecycle): unknown {
       return deleteAction(c, o.id, o.force);
     case 'kill':
       return killAction(c, o.id, o.signal, o.all);
+    case 'exec':
+      return execAction(c, o.id, o.args, o.flags);
   }
 }
 

@@ -32,10 +32,11 @@ export function register(program: Command, ctx: () => Context): void {
     .option('--cgroup <path>', "run in this sub-cgroup of the container's cgroup")
     .option('--ignore-paused', 'exec even if the container is paused')
     .passThroughOptions()
-    .action((id: string, command: string[], o) => naming('exec', id, () => exec(ctx(), id, command, o)));
+    .action((id: string, command: string[], o: ExecFlags) => execAction(ctx(), id, command, o));
 }
 
-interface ExecFlags {
+/** exec's flags as commander parses them (src/bench/fastpath-args.ts makes the same). */
+export interface ExecFlags {
   consoleSocket?: string;
   cwd?: string;
   env: string[];
@@ -52,6 +53,11 @@ interface ExecFlags {
   preserveFds: number;
   cgroup?: string;
   ignorePaused?: boolean;
+}
+
+/** `exec`, once parsed: by commander or by the fast path (src/bench/fastpath.ts). */
+export function execAction(c: Context, id: string, command: string[], o: ExecFlags): Promise<void> {
+  return naming('exec', id, () => exec(c, id, command, o));
 }
 
 async function exec(c: Context, id: string, command: string[], o: ExecFlags): Promise<void> {

@@ -113,6 +113,14 @@ const LIFECYCLE_TAKEN: string[][] = [
   ['kill', 'c1', 'KILL'],
   ['kill', '-a', 'c1', '9'],
   ['kill', '--all', 'c1', 'SIGUSR1'],
+  ['exec', 'c1', 'true'],
+  ['exec', 'c1'],
+  ['exec', 'c1', 'sh', '-c', 'echo hi; exit 3'],
+  ['exec', 'c1', 'ls', '--help', '-la'],
+  ['--root', '/r', '--log', '/l', '--log-format', 'json', 'exec', '--process', '/p.json', '--detach', '--pid-file', '/pid', 'c1'],
+  ['exec', '-p', '/p.json', '-d', '--console-socket', '/s', '--preserve-fds', '1', 'c1'],
+  ['exec', '-t', '--cwd', '/w', '-u', '1000:1000', '--no-new-privs', 'c1', 'id'],
+  ['exec', '--tty', '--user', '0', 'c1', 'sh'],
 ];
 
 t.test('lifecycle fast path: what it takes, commander parses the same way', async (t) => {
@@ -138,6 +146,9 @@ t.test('lifecycle fast path: what it takes, commander parses the same way', asyn
       t.same({ ...fast.flags }, opts, `${name}: flags`);
     } else if (fast.command === 'delete') {
       t.equal(fast.force, !!full.opts.force, `${name}: --force`);
+    } else if (fast.command === 'exec') {
+      t.same(fast.args, full.operands[1], `${name}: the command`);
+      t.same({ ...fast.flags }, full.opts, `${name}: flags`);
     } else if (fast.command === 'kill') {
       t.equal(fast.signal, full.operands[1], `${name}: signal`);
       t.equal(fast.all, !!full.opts.all, `${name}: --all`);
@@ -177,7 +188,19 @@ t.test('lifecycle fast path: everything else is left to commander', async (t) =>
     ['--log-format', 'xml', 'run', 'c1'],
     ['--rootless', 'true', 'run', 'c1'],
     ['--help', 'run', 'c1'],
-    ['exec', 'c1', 'true'],
+    ['exec'],
+    ['exec', '-e', 'A=1', 'c1', 'true'],
+    ['exec', '--cap', 'CAP_KILL', 'c1', 'true'],
+    ['exec', '-g', '10', 'c1', 'true'],
+    ['exec', '--process=/p', 'c1'],
+    ['exec', '-dt', 'c1', 'sh'],
+    ['exec', '--', 'c1', 'true'],
+    ['exec', 'c1', '--', 'true'],
+    ['exec', '-p', 'a', '--process', 'b', 'c1'],
+    ['exec', '--ignore-paused', 'c1', 'true'],
+    ['exec', '--cgroup', 'sub', 'c1', 'true'],
+    ['exec', '--preserve-fds', 'x', 'c1', 'true'],
+    ['exec', '--process', '-x', 'c1'],
     ['pause', 'c1'],
     ['state', 'c1'],
   ];
@@ -215,6 +238,10 @@ t.test('dist/tsrun.js answers the lifecycle shapes from their bundle exactly as 
     ['kill', 'c1'],
     ['delete', 'nosuch'],
     ['delete', '--force', 'bad/id'],
+    ['exec', 'nosuch', 'true'],
+    ['exec', 'c1', 'true'],
+    ['exec', 'c1'],
+    ['exec', '--process', path.join(root, 'nosuch.json'), '--detach', '--pid-file', path.join(root, 'pid'), 'c1'],
   ];
   for (const args of commands) {
     const fast = cli(['--root', root, ...args]);
