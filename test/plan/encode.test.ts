@@ -3,7 +3,7 @@
  * from plan.h alone (not from plan.ts), so a drift between the two shows up here.
  */
 import t from 'tap';
-import { Op, PLAN_VERSION, encodePlan, type Plan, type PlanOp } from '../../src/plan/plan.js';
+import { Op, PLAN_VERSION, encodePlan, type Plan, type PlanOp, utf8Length, writeUtf8 } from '../../src/plan/plan.js';
 
 const MAGIC = 0x4c505354; // "TSPL"
 const NONE = 0xffffffff;
@@ -376,4 +376,32 @@ t.test('a plan compiled from many ops keeps the op order', async (t) => {
   t.equal(h.poolOffset, 48 + 100 * 56);
   for (let i = 0; i < 100; i += 33) t.equal(readOp(buf, h, i).a, BigInt(i), `op ${i} in place`);
   t.strictSame(decode(buf), expected(plan.ops), 'decodes back to the input');
+});
+
+t.test("the pool's UTF-8 is Buffer.from(s, 'utf8') byte for byte", async (t) => {
+  const cases = [
+    '',
+    'plain ascii /usr/bin/env',
+    'ü é ß',
+    '€ ✓ 中文',
+    '😀 rocket 🚀',
+    'lone high \ud800 end',
+    'lone low \udc00 mid',
+    '\ud83d',
+    'x\udfff\ud800y',
+    'nul\0inside',
+    String.fromCharCode(0x7f, 0x80, 0x7ff, 0x800, 0xffff),
+  ];
+  for (const s of cases) {
+    const want = Buffer.from(s, 'utf8');
+    t.equal(utf8Length(s), want.length, `${JSON.stringify(s)}: length`);
+    const out = new Uint8Array(want.length + 2);
+    t.equal(writeUtf8(out, 1, s), 1 + want.length, `${JSON.stringify(s)}: end offset`);
+    t.same(Buffer.from(out.subarray(1, 1 + want.length)), want, `${JSON.stringify(s)}: bytes`);
+  }
+  // And through a plan: the pool holds exactly those bytes and a NUL.
+  const plan: Plan = { cloneFlags: 0, intermediateOps: 0, ops: [{ code: Op.SETHOSTNAME, s: ['h€st😀'], what: 'x' }] };
+  const buf = encodePlan(plan);
+  const h = readHeader(buf);
+  t.same(buf.subarray(h.poolOffset, h.poolOffset + h.poolLength), Buffer.from('h€st😀\0', 'utf8'), 'the pool');
 });
