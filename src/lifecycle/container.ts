@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { State } from '../oci/types.js';
-import { CgroupError } from '../cgroups/fsutil.js';
+import { CgroupError, hostIO } from '../cgroups/fsutil.js';
+import { freezerState } from '../cgroups/freezer.js';
 import { type Cgroups, cgroupsFromPaths } from '../cgroups/manager.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
@@ -45,8 +46,10 @@ export function statusOf(store: Store, rec: ContainerRecord): Status {
     return 'stopped';
   }
   if (!isAlive(rec.pid, rec.pidStartTime)) return 'stopped';
-  // Frozen by `pause` (or stuck half-way, which `resume` undoes).
-  const frozen = rec.cgroups && cgroupsFromPaths(rec.cgroups.paths, rec.cgroups.created).freezerState();
+  // Frozen by `pause` (or stuck half-way, which `resume` undoes). The freezer
+  // alone, not the cgroup manager: `state` (dist/tsrun-state.js) then loads
+  // none of the rest of the cgroup code.
+  const frozen = rec.cgroups && freezerState(rec.cgroups.paths, hostIO);
   if (frozen === 'frozen' || frozen === 'freezing') return 'paused';
   if (rec.phase === 'created' && fs.existsSync(path.join(store.dir(rec.id), EXEC_FIFO))) return 'created';
   return 'running';
