@@ -158,4 +158,3 @@ export function native(): Addon {
   }
   return addon;
 }
-

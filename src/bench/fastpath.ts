@@ -10,19 +10,14 @@
  * takes it. Anything else, including --help, `--root=DIR` and a bad
  * --log-format, goes to commander, which owns every error message.
  */
-import { configureLog, log } from '../log.js';
 export { parseFastState, type FastState } from './fastpath-args.js';
-import { ociState } from '../lifecycle/container.js';
 import { Store } from '../lifecycle/store.js';
+import { applyGlobalFlags } from '../cli/context.js';
+import { stateAction } from '../cli/state.js';
 import type { FastState } from './fastpath-args.js';
-import { writeStdout } from './stdio.js';
-import { enableTrace, trace } from './trace.js';
 
 /** Runs `state` as the commander path would (preAction, then the action). */
 export function runFastState(o: FastState): void {
-  configureLog({ file: o.log, format: o.logFormat, debug: o.debug });
-  if (o.debug) enableTrace(o.log ? (line) => log.debug(line) : undefined);
-  trace('cli: arguments parsed (state fast path)');
-  const store = new Store(o.root);
-  writeStdout(JSON.stringify(ociState(store, store.load(o.id)), null, 2) + '\n');
+  applyGlobalFlags(o, 'state fast path');
+  stateAction(new Store(o.root), o.id);
 }

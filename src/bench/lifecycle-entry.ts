@@ -5,7 +5,7 @@
  * one of the exact shapes src/bench/fastpath-args.ts takes: commander is a
  * third of the CLI bundle and its parse ~1.5 ms of a cold start. Each
  * command runs the same action function commander's path runs (src/cli/),
- * after the same logging setup as main()'s preAction hook, and ends through
+ * after the same setup of the global flags (applyGlobalFlags), and ends through
  * the same exitStatus(): status, stdout and stderr are the CLI's
  * (test/bench/fastpath.test.ts compares the two).
  *
@@ -13,9 +13,8 @@
  * imported here register their commands with it, but only their actions are
  * used.
  */
-import { configureLog, log } from '../log.js';
 import { Store } from '../lifecycle/store.js';
-import { type Context, exitStatus } from '../cli/context.js';
+import { applyGlobalFlags, type Context, exitStatus } from '../cli/context.js';
 import { createAction } from '../cli/create.js';
 import { runAction } from '../cli/run.js';
 import { startAction } from '../cli/start.js';
@@ -23,15 +22,12 @@ import { deleteAction } from '../cli/delete.js';
 import { killAction } from '../cli/kill.js';
 import { execAction } from '../cli/exec.js';
 import { type FastLifecycle, parseFastLifecycle } from './fastpath-args.js';
-import { enableTrace, markMain, trace } from './trace.js';
+import { markMain } from './trace.js';
 import { exitProcess } from './exit.js';
 
 function act(o: FastLifecycle): unknown {
   const { global } = o;
-  // main()'s preAction hook.
-  configureLog({ file: global.log, format: global.logFormat, debug: global.debug });
-  if (global.debug) enableTrace(global.log ? (line) => log.debug(line) : undefined);
-  trace(`cli: arguments parsed (${o.command} fast path)`);
+  applyGlobalFlags(global, `${o.command} fast path`);
   const c: Context = { global, store: new Store(global.root) };
   switch (o.command) {
     case 'create':

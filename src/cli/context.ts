@@ -1,7 +1,8 @@
 /** What every command gets from the global flags, and how a command's end becomes an exit status. */
 import { InvalidArgumentError } from 'commander';
 import { describeError, UserError } from '../errors.js';
-import { log } from '../log.js';
+import { configureLog, log } from '../log.js';
+import { enableTrace, trace } from '../bench/trace.js';
 import { Store } from '../lifecycle/store.js';
 
 export interface GlobalOptions {
@@ -68,4 +69,16 @@ export async function exitStatus(
     log.debug((e as Error)?.stack ?? '');
     return 1;
   }
+}
+
+/**
+ * What the global flags set up before any command runs: main()'s preAction
+ * hook and the fast paths (src/bench/) alike. Logging as they say, and with
+ * --debug the per-step timing (src/bench/trace.ts), to the log file when
+ * there is one. `path` names a fast path in the trace.
+ */
+export function applyGlobalFlags(g: { log?: string; logFormat: 'text' | 'json'; debug?: boolean }, path = ''): void {
+  configureLog({ file: g.log, format: g.logFormat, debug: !!g.debug });
+  if (g.debug) enableTrace(g.log ? (line) => log.debug(line) : undefined);
+  trace(`cli: arguments parsed${path ? ` (${path})` : ''}`);
 }

@@ -4,12 +4,12 @@
  * --bundle B ID`), exactly where engines put them.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { describeError, UserError } from '../errors.js';
-import { configureLog, log } from '../log.js';
+import { describeError } from '../errors.js';
+import { log } from '../log.js';
 import { OCI_VERSION } from '../oci/types.js';
 import { DEFAULT_ROOT, Store } from '../lifecycle/store.js';
 import { remove } from '../lifecycle/container.js';
-import { type Context, exitStatus, type GlobalOptions } from './context.js';
+import { applyGlobalFlags, type Context, exitStatus, type GlobalOptions } from './context.js';
 import * as createCmd from './create.js';
 import * as deleteCmd from './delete.js';
 import * as execCmd from './exec.js';
@@ -29,7 +29,7 @@ import * as benchCmd from './bench.js';
 import * as engineCmd from './engine.js';
 import { EngineFallback } from '../engine/host.js';
 import { commandOf } from '../engine/server.js';
-import { enableTrace, markMain, trace } from '../bench/trace.js';
+import { markMain, trace } from '../bench/trace.js';
 import { parseFastState, runFastState } from '../bench/fastpath.js';
 
 declare const TSRUN_VERSION: string | undefined;
@@ -68,13 +68,7 @@ function buildProgram(only?: string): Command {
     }
     return context;
   };
-  program.hook('preAction', () => {
-    const g = program.opts() as GlobalOptions;
-    configureLog({ file: g.log, format: g.logFormat, debug: !!g.debug });
-    // --debug: per-step timing (src/bench/trace.ts), to the log file when there is one.
-    if (g.debug) enableTrace(g.log ? (line) => log.debug(line) : undefined);
-    trace('cli: arguments parsed');
-  });
+  program.hook('preAction', () => applyGlobalFlags(program.opts() as GlobalOptions));
   const all = only === undefined;
   for (const [name, cmd] of Object.entries(LIFECYCLE_COMMANDS)) if (all || only === name) cmd.register(program, ctx);
   if (all || only === 'spec') specCmd.register(program);

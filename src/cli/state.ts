@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ociState } from '../lifecycle/container.js';
 import { writeStdout } from '../bench/stdio.js';
+import type { Store } from '../lifecycle/store.js';
 import type { Context } from './context.js';
 
 export function register(program: Command, ctx: () => Context): void {
@@ -8,9 +9,10 @@ export function register(program: Command, ctx: () => Context): void {
     .command('state')
     .description('print the state of a container as JSON')
     .argument('<container-id>')
-    .action((id: string) => {
-      // src/bench/fastpath.ts does the same for `[global flags] state ID` without commander: keep them alike.
-      const { store } = ctx();
-      writeStdout(JSON.stringify(ociState(store, store.load(id)), null, 2) + '\n');
-    });
+    .action((id: string) => stateAction(ctx().store, id));
+}
+
+/** `state`, once parsed: by commander or by the fast path (src/bench/fastpath.ts). */
+export function stateAction(store: Store, id: string): void {
+  writeStdout(JSON.stringify(ociState(store, store.load(id)), null, 2) + '\n');
 }
