@@ -164,6 +164,21 @@ function parseCommand(
   return { opts, operands };
 }
 
+/** --preserve-fds as commander makes it (0 when absent); undefined when not digits: commander's error to give. */
+function preserveFdsOf(opts: Map<string, string | true>): number | undefined {
+  const v = opts.get('--preserve-fds');
+  if (v === undefined) return 0;
+  return typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/** Copies the given flags' values, where given, into `into` under commander's names. */
+function copyValues<T>(opts: Map<string, string | true>, into: T, names: readonly (readonly [string, keyof T])[]): void {
+  for (const [flag, key] of names) {
+    const v = opts.get(flag);
+    if (typeof v === 'string') into[key] = v as T[keyof T];
+  }
+}
+
 /** The parsed arguments when argv has one of the lifecycle fast-path shapes, else undefined. */
 export function parseFastLifecycle(argv: readonly string[]): FastLifecycle | undefined {
   const g = parseGlobal(argv);
@@ -175,13 +190,14 @@ export function parseFastLifecycle(argv: readonly string[]): FastLifecycle | und
     case 'create':
     case 'run': {
       const p = parseCommand(rest, CREATE_VALUES, command === 'run' ? RUN_SWITCHES : CREATE_SWITCHES);
-      if (!p || p.operands.length !== 1) return undefined;
-      const str = (k: string) => p.opts.get(k) as string | undefined;
-      const fds = str('--preserve-fds');
-      if (fds !== undefined && !/^\d+$/.test(fds)) return undefined;
-      const flags: FastCreateFlags = { bundle: str('--bundle') ?? '.', pivot: !p.opts.has('--no-pivot'), preserveFds: fds === undefined ? 0 : Number(fds) };
-      if (str('--console-socket') !== undefined) flags.consoleSocket = str('--console-socket');
-      if (str('--pid-file') !== undefined) flags.pidFile = str('--pid-file');
+      const preserveFds = p && preserveFdsOf(p.opts);
+      if (!p || p.operands.length !== 1 || preserveFds === undefined) return undefined;
+      const flags: FastCreateFlags = { bundle: '.', pivot: !p.opts.has('--no-pivot'), preserveFds };
+      copyValues(p.opts, flags, [
+        ['--bundle', 'bundle'],
+        ['--console-socket', 'consoleSocket'],
+        ['--pid-file', 'pidFile'],
+      ]);
       if (p.opts.has('--detach')) flags.detach = true;
       if (p.opts.has('--keep')) flags.keep = true;
       return { command, global, id: p.operands[0]!, flags };
@@ -198,27 +214,16 @@ export function parseFastLifecycle(argv: readonly string[]): FastLifecycle | und
     }
     case 'exec': {
       const p = parseCommand(rest, EXEC_VALUES, EXEC_SWITCHES, true);
-      if (!p || p.operands.length < 1) return undefined;
-      const str = (k: string) => p.opts.get(k) as string | undefined;
-      const fds = str('--preserve-fds');
-      if (fds !== undefined && !/^\d+$/.test(fds)) return undefined;
-      const flags: FastExecFlags = {
-        newPrivs: !p.opts.has('--no-new-privs'),
-        preserveFds: fds === undefined ? 0 : Number(fds),
-        env: [],
-        additionalGids: [],
-        cap: [],
-      };
-      for (const [flag, key] of [
+      const preserveFds = p && preserveFdsOf(p.opts);
+      if (!p || p.operands.length < 1 || preserveFds === undefined) return undefined;
+      const flags: FastExecFlags = { newPrivs: !p.opts.has('--no-new-privs'), preserveFds, env: [], additionalGids: [], cap: [] };
+      copyValues(p.opts, flags, [
         ['--process', 'process'],
         ['--pid-file', 'pidFile'],
         ['--console-socket', 'consoleSocket'],
         ['--cwd', 'cwd'],
         ['--user', 'user'],
-      ] as const) {
-        const v = str(flag);
-        if (v !== undefined) flags[key] = v;
-      }
+      ]);
       if (p.opts.has('--detach')) flags.detach = true;
       if (p.opts.has('--tty')) flags.tty = true;
       return { command, global, id: p.operands[0]!, args: p.operands.slice(1), flags };
